@@ -1,0 +1,324 @@
+"""The typed, validated config tree: a YAML file from ``configs/`` plus dotted overrides.
+
+A config has five sections, each one frozen dataclass that validates itself:
+``run`` (this file), ``env`` (this file), ``actors`` (this file), ``agent``
+(``agent.config.AgentConfig``) and ``learner`` (``learner.config.LearnerConfig``).
+
+Overrides are ``section.field=value`` (the value is parsed as YAML: ``3``, ``1e-4``,
+``null``, ``[a, b]``), or one of the short keys in ``SHORT_KEYS``. An unknown key or a
+value of the wrong type fails at once with a message that names it and says the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from agent.config import AgentConfig
+from learner.config import LearnerConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = CONFIG_DIR / "embedded.yaml"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    logdir: str = "runs/embedded"        # outputs: config, TensorBoard events, metrics.jsonl, checkpoints
+    total_frames: int = 2_000_000        # env frames (agent steps x action repeat) to train for
+    seed: int = 0                        # seeds envs, action sampling and the network's initialisation
+    device: str = "auto"                 # auto (cuda if present) | cpu | cuda | cuda:N
+    ray_address: str | None = None       # join an existing Ray cluster ("auto" or host:port); None = local
+    mode: str = "ray"                    # ray (actors in Ray processes) | serial (same code, in-process)
+    report_every_seconds: float = 10.0   # terminal, TensorBoard and metrics.jsonl cadence
+    score_window_episodes: int = 50      # per-task return = mean of the last N finished episodes
+    checkpoint_every_seconds: float = 600.0  # periodic checkpoint by wall time (0 = off)
+    checkpoint_every_frames: int = 0     # periodic checkpoint by env frames (0 = off)
+    keep_checkpoints: int = 3            # the newest N checkpoints are kept
+
+    def __post_init__(self) -> None:
+        _positive_int("run.total_frames", self.total_frames)
+        _positive("run.report_every_seconds", self.report_every_seconds)
+        _positive_int("run.score_window_episodes", self.score_window_episodes)
+        _positive_int("run.keep_checkpoints", self.keep_checkpoints)
+        _non_negative("run.checkpoint_every_seconds", self.checkpoint_every_seconds)
+        _non_negative("run.checkpoint_every_frames", self.checkpoint_every_frames)
+        _choice("run.mode", self.mode, ("ray", "serial"))
+        if not self.logdir:
+            raise ValueError("run.logdir is empty; set logdir=<a directory for this run's outputs>")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"run.device={self.device!r} is not auto, cpu, cuda or cuda:N; "
+                             "set device=auto to use a GPU when there is one")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    suite: str = "embedded"              # embedded (MiniGrid/BabyAI, runs anywhere) | dmlab30
+    tasks: tuple[str, ...] = ()          # train on these task names only (task ids stay the suite's); () = all
+    options: dict = field(default_factory=dict)  # suite options, e.g. {tile_size: 4} or {dataset_path: ...}
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, dict):
+            raise ValueError(f"env.options={self.options!r} must be a mapping, e.g. env.options.tile_size=4")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+
+
+@dataclass(frozen=True)
+class ActorsConfig:
+    num_actors: int = 2                  # Ray actors (one CPU process each)
+    envs_per_actor: int = 16             # envs stepped in lockstep by one actor, one batched forward per step
+    cpus_per_actor: float = 1.0          # Ray CPU resource per actor
+    unrolls_in_flight: int = 2           # requests queued per actor: bounds the object store and the policy lag
+    max_restarts: int = 100              # total actor restarts allowed before the run stops with an error
+    torch_threads: int = 1               # torch threads inside each actor
+
+    def __post_init__(self) -> None:
+        for name in ("num_actors", "envs_per_actor", "unrolls_in_flight", "torch_threads"):
+            _positive_int(f"actors.{name}", getattr(self, name))
+        _positive("actors.cpus_per_actor", self.cpus_per_actor)
+        _non_negative("actors.max_restarts", self.max_restarts)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    actors: ActorsConfig = field(default_factory=ActorsConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig, "env": EnvConfig, "actors": ActorsConfig, "agent": AgentConfig, "learner": LearnerConfig,
+}
+
+SHORT_KEYS = {
+    "logdir": "run.logdir",
+    "total_frames": "run.total_frames",
+    "seed": "run.seed",
+    "device": "run.device",
+    "ray_address": "run.ray_address",
+    "mode": "run.mode",
+    "suite": "env.suite",
+    "tasks": "env.tasks",
+    "head": "agent.head",
+    "torso": "agent.torso",
+    "num_actors": "actors.num_actors",
+    "envs_per_actor": "actors.envs_per_actor",
+    "batch_size": "learner.batch_size",
+    "unroll_length": "learner.unroll_length",
+    "learning_rate": "learner.learning_rate",
+}
+
+# Fields that may differ between a checkpoint and the config resuming from it.
+RESUMABLE_CHANGES = {
+    "run.logdir", "run.total_frames", "run.device", "run.ray_address", "run.mode",
+    "run.report_every_seconds", "run.checkpoint_every_seconds", "run.checkpoint_every_frames",
+    "run.keep_checkpoints", "run.score_window_episodes",
+    "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
+    "actors.max_restarts", "actors.torch_threads", "env.options.level_cache_dir", "env.options.renderer",
+}
+# Sections or fields whose change makes a checkpoint unusable (another network, task set or optimizer).
+INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "learner.optimizer")
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Reads a YAML config (default: ``configs/embedded.yaml``) and applies ``key=value`` overrides."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+        raise ValueError(f"config file {str(path)!r} does not exist; use one of configs/: {known}")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
+    tree = _flatten(raw)
+    for item in overrides:
+        key, value = parse_override(item)
+        _check_key(key, f"override {item!r}")
+        tree[key] = value
+    return build_config(tree, source=str(path))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ValueError(f"override {item!r} is not key=value (e.g. head=taskid_mi or learner.batch_size=16)")
+    key, text = item.split("=", 1)
+    key = SHORT_KEYS.get(key.strip(), key.strip())
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {item!r}: cannot parse value {text!r} ({e})") from None
+    return key, value
+
+
+def build_config(flat: Mapping[str, Any], source: str = "config") -> TrainConfig:
+    """Builds a TrainConfig from ``{"section.field": value}`` (``env.options.X`` allowed)."""
+    per_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in flat.items():
+        section, _, name = key.partition(".")
+        if section not in SECTIONS or not name:
+            raise ValueError(_unknown_key_message(key, source))
+        cls = SECTIONS[section]
+        if section == "env" and name.startswith("options."):
+            per_section["env"].setdefault("options", {})[name[len("options."):]] = value
+            continue
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if name not in fields:
+            raise ValueError(_unknown_key_message(key, source))
+        hints = typing.get_type_hints(cls)
+        if name == "options" and isinstance(value, dict):
+            per_section["env"].setdefault("options", {}).update(value)
+            continue
+        per_section[section][name] = _coerce(key, value, hints[name])
+    sections = {}
+    for name, cls in SECTIONS.items():
+        sections[name] = cls(**per_section[name])
+    return TrainConfig(**sections)
+
+
+def config_from_dict(tree: Mapping[str, Any]) -> TrainConfig:
+    """Inverse of ``TrainConfig.to_dict`` (used for checkpoints and the saved config.yaml)."""
+    return build_config(_flatten(dict(tree)), source="saved config")
+
+
+def incompatible_changes(saved: TrainConfig, new: TrainConfig) -> tuple[list[str], list[str]]:
+    """Returns (incompatible, other) dotted keys that differ between ``saved`` and ``new``."""
+    a, b = _flatten(saved.to_dict()), _flatten(new.to_dict())
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    bad = [k for k in changed if k.startswith(INCOMPATIBLE_PREFIXES)]
+    other = [k for k in changed if k not in bad and k not in RESUMABLE_CHANGES]
+    return bad, other
+
+
+def save_yaml(config: TrainConfig, path: str | os.PathLike) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- helpers
+def _flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, body in tree.items():
+        if section not in SECTIONS:
+            raise ValueError(_unknown_key_message(str(section), "config"))
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ValueError(f"config section {section!r} must be a mapping of fields, got {body!r}")
+        for name, value in body.items():
+            if section == "env" and name == "options" and isinstance(value, dict):
+                for opt, v in value.items():
+                    flat[f"env.options.{opt}"] = v
+            else:
+                flat[f"{section}.{name}"] = value
+    return flat
+
+
+def _check_key(key: str, source: str) -> None:
+    section, _, name = key.partition(".")
+    if section == "env" and name.startswith("options.") and len(name) > len("options."):
+        return
+    if section not in SECTIONS or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+        raise ValueError(_unknown_key_message(key, source))
+
+
+def _all_keys() -> list[str]:
+    keys = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    return keys + list(SHORT_KEYS)
+
+
+def _unknown_key_message(key: str, source: str) -> str:
+    close = difflib.get_close_matches(key, _all_keys(), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (f"unknown config key {key!r} (from {source}){hint} Keys are section.field with sections "
+            f"{', '.join(SECTIONS)}, or a short key: {', '.join(SHORT_KEYS)}.")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:
+            try:
+                return _coerce(key, value, a)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0])
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}={value!r} must be a list, e.g. {key.split('.')[-1]}=[a,b]")
+        return tuple(_coerce(key, v, args[0]) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}={value!r} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key}={value!r} must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, str):   # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key}={value!r} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key}={value!r} must be a string")
+        return value
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}={value!r} must be a mapping")
+        return value
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name}={value!r} must be a positive number")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name}={value!r} must be a number >= 0")
