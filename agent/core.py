@@ -1,0 +1,44 @@
+"""The LSTM core: a single-layer LSTM whose state is zeroed at the steps where an episode begins."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from agent.types import CoreState
+
+
+class ResettingLSTM(nn.Module):
+    """``forward(x [T, B, D], done [T, B] bool, state) -> (outputs [T, B, S], final state)``.
+
+    At each step t the state is first multiplied by ``1 - done[t]`` (so ``done[t]`` means "x_t
+    starts a new episode") and then updated with x_t, exactly as ``nn.LSTMCell`` (whose parameters
+    this module holds as ``self.cell``) would. The input projection ``W_ih x + b`` is computed for
+    all T steps in one matmul; only ``W_hh h`` and the gate non-linearities run in the time loop,
+    with no host synchronisation (the reset is a multiplication, not a branch). The cell state
+    stays float32 under autocast.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.cell = nn.LSTMCell(input_size, hidden_size)
+        self.hidden_size = hidden_size
+
+    def forward(self, x: torch.Tensor, done: torch.Tensor,
+                state: CoreState) -> tuple[torch.Tensor, CoreState]:
+        if x.dim() != 3 or done.shape != x.shape[:2]:
+            raise ValueError(f"expected x [T, B, D] and done [T, B], got {tuple(x.shape)} and "
+                             f"{tuple(done.shape)}")
+        cell = self.cell
+        input_gates = nn.functional.linear(x, cell.weight_ih, cell.bias_ih + cell.bias_hh)
+        keep = (~done).unsqueeze(-1).float()                  # [T, B, 1]
+        h, c = state
+        outputs = []
+        for t in range(x.shape[0]):
+            h = h * keep[t]
+            c = c * keep[t]
+            gates = (input_gates[t] + nn.functional.linear(h, cell.weight_hh)).float()
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs), CoreState(h, c)

@@ -1,0 +1,106 @@
+"""Policy and value heads behind one interface.
+
+Every head is ``head(core_output [T, B, S], task_id [T, B] int64) -> (logits [T, B, A],
+baseline [T, B])``; ``build_head`` picks one from ``AgentConfig.head``. Nothing outside ``agent/``
+branches on the head type.
+
+* ``shared``:    one linear layer S -> A + 1 for every task.
+* ``multihead``: one linear policy + value head per task (weights ``[K, S, A + 1]``); each row uses
+  the head of its task id, so only that head gets its gradient.
+* ``taskid_mi``: ``c = relu(MLP(onehot(task_id)))``; ``(logits, value) = MI(h, c)``.
+* ``learnt_mi``: ``c = relu(MLP(h))``; ``(logits, value) = MI(h, c)``; never sees the task id.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agent.config import AgentConfig
+from agent.multiplicative import MultiplicativeLayer
+
+
+def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[..., A + 1]`` -> (logits ``[..., A]``, baseline ``[...]``)."""
+    return out[..., :-1], out[..., -1]
+
+
+class SharedHead(nn.Module):
+    def __init__(self, core_size: int, num_actions: int):
+        super().__init__()
+        self.linear = nn.Linear(core_size, num_actions + 1)
+
+    def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.linear(h))
+
+
+class MultiHead(nn.Module):
+    """Per-task linear heads held as batched weights ``[K, S, A + 1]`` and biases ``[K, A + 1]``.
+
+    All K heads are applied in one matmul (``[T, B, K, A + 1]``, small next to the core for K = 30)
+    and each row's output is gathered by its task id: no Python loop over tasks, a deterministic
+    backward, and exactly zero gradient for the heads a row does not select.
+    """
+
+    def __init__(self, core_size: int, num_actions: int, num_tasks: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_tasks, core_size, num_actions + 1))
+        self.bias = nn.Parameter(torch.empty(num_tasks, num_actions + 1))
+        bound = 1.0 / math.sqrt(core_size)      # nn.Linear's default, per head
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, s, a1 = self.weight.shape
+        every = (h @ self.weight.permute(1, 0, 2).reshape(s, k * a1)).unflatten(-1, (k, a1))
+        index = task_id.unsqueeze(-1).unsqueeze(-1).expand(*task_id.shape, 1, a1)
+        out = every.gather(-2, index).squeeze(-2) + self.bias[task_id]
+        return _split(out)
+
+
+def context_mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
+    """``relu(MLP(x))``: ``Linear -> relu -> Linear -> relu``, or ``Linear -> relu`` if hidden == 0."""
+    if hidden == 0:
+        return nn.Sequential(nn.Linear(in_features, out_features), nn.ReLU())
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_features), nn.ReLU())
+
+
+class TaskIdMIHead(nn.Module):
+    """``c = relu(MLP(onehot(task_id)))``; ``[logits, value] = MI(h, c)`` (one MI layer, A + 1 outputs)."""
+
+    def __init__(self, cfg: AgentConfig, core_size: int, num_actions: int, num_tasks: int):
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.context = context_mlp(num_tasks, cfg.context_hidden, cfg.context_size)
+        self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
+
+    def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        onehot = F.one_hot(task_id, self.num_tasks).to(h.dtype)
+        return _split(self.mi(h, self.context(onehot)))
+
+
+class LearntMIHead(nn.Module):
+    """``c = relu(MLP(h))``; ``[logits, value] = MI(h, c)``; ignores the task id."""
+
+    def __init__(self, cfg: AgentConfig, core_size: int, num_actions: int):
+        super().__init__()
+        self.context = context_mlp(core_size, cfg.context_hidden, cfg.context_size)
+        self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
+
+    def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.mi(h, self.context(h)))
+
+
+def build_head(cfg: AgentConfig, core_size: int, num_actions: int, num_tasks: int) -> nn.Module:
+    if cfg.head == "shared":
+        return SharedHead(core_size, num_actions)
+    if cfg.head == "multihead":
+        return MultiHead(core_size, num_actions, num_tasks)
+    if cfg.head == "taskid_mi":
+        return TaskIdMIHead(cfg, core_size, num_actions, num_tasks)
+    if cfg.head == "learnt_mi":
+        return LearntMIHead(cfg, core_size, num_actions)
+    raise ValueError(f"unknown head {cfg.head!r}")

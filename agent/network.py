@@ -1,0 +1,81 @@
+"""The IMPALA agent: torso -> [features, last reward, last action, instruction] -> LSTM core -> head."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agent.config import AgentConfig
+from agent.core import ResettingLSTM
+from agent.heads import build_head
+from agent.torsos import InstructionEncoder, build_torso
+from agent.types import AgentInput, AgentOutput, CoreState
+
+
+class Agent(nn.Module):
+    """``forward(inputs: AgentInput [T, B, ...], core_state: CoreState [B, S]) -> (AgentOutput, CoreState)``.
+
+    Per step t the core input is the torso's features of ``frame[t]``, ``clip(reward[t], -1, 1)``,
+    ``onehot(last_action[t])`` (both zeroed where ``done[t]``, see ``agent.types``) and, if
+    ``cfg.use_instruction``, the instruction encoding. The core zeroes its state where ``done[t]``.
+    Every per-step part (torso, instruction encoder, head) runs once over all T * B steps.
+    """
+
+    def __init__(self, cfg: AgentConfig, *, num_actions: int, num_tasks: int,
+                 frame_shape: tuple[int, int, int], instruction_length: int):
+        super().__init__()
+        self.cfg = cfg
+        self.num_actions, self.num_tasks = num_actions, num_tasks
+        self.frame_shape = tuple(frame_shape)
+        self.instruction_length = instruction_length
+        self.torso = build_torso(cfg.torso, self.frame_shape, cfg.torso_out)
+        core_input = cfg.torso_out + 1 + num_actions
+        if cfg.use_instruction:
+            self.instruction = InstructionEncoder(cfg.instruction_buckets, cfg.instruction_embed,
+                                                  cfg.instruction_lstm)
+            core_input += cfg.instruction_lstm
+        else:
+            self.instruction = None
+        self.core = ResettingLSTM(core_input, cfg.core_size)
+        self.head = build_head(cfg, cfg.core_size, num_actions, num_tasks)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:
+        if device is None:
+            device = next(self.parameters()).device
+        zeros = torch.zeros(batch_size, self.cfg.core_size, device=device)
+        return CoreState(zeros, zeros.clone())
+
+    def forward(self, inputs: AgentInput, core_state: CoreState) -> tuple[AgentOutput, CoreState]:
+        self._check(inputs)
+        t, b = inputs.done.shape
+        new_episode = inputs.done
+        not_done = (~new_episode).unsqueeze(-1).float()                       # [T, B, 1]
+        features = [
+            self.torso(inputs.frame.flatten(0, 1)).unflatten(0, (t, b)),
+            inputs.reward.float().clamp(-1.0, 1.0).unsqueeze(-1) * not_done,
+            F.one_hot(inputs.last_action, self.num_actions).float() * not_done,
+        ]
+        if self.instruction is not None:
+            features.append(self.instruction(inputs.instruction.flatten(0, 1)).unflatten(0, (t, b)))
+        core_input = torch.cat(features, dim=-1)                             # promotes to float32
+        core_output, core_state = self.core(core_input, new_episode, core_state)
+        logits, baseline = self.head(core_output, inputs.task_id)
+        return AgentOutput(logits, baseline), core_state
+
+    def _check(self, inputs: AgentInput) -> None:
+        """Shape and dtype checks only (no values: nothing here synchronises with the device)."""
+        if inputs.done.dim() != 2 or inputs.done.dtype != torch.bool:
+            raise ValueError(f"done must be bool [T, B], got {inputs.done.dtype} "
+                             f"{tuple(inputs.done.shape)}")
+        tb = tuple(inputs.done.shape)
+        expected = {"frame": tb + self.frame_shape, "reward": tb, "last_action": tb, "task_id": tb}
+        if self.instruction is not None:
+            expected["instruction"] = tb + (self.instruction_length,)
+        for name, shape in expected.items():
+            got = tuple(getattr(inputs, name).shape)
+            if got != shape:
+                raise ValueError(f"AgentInput.{name} has shape {got}, expected {shape} "
+                                 f"(time-major [T, B, ...], T, B = {tb})")
+        for name in ("last_action", "task_id", "instruction"):
+            if getattr(inputs, name).dtype != torch.int64:
+                raise ValueError(f"AgentInput.{name} must be int64, got {getattr(inputs, name).dtype}")
