@@ -1,0 +1,79 @@
+"""Learner configuration: one frozen dataclass, validated on construction.
+
+Defaults are the DMLab-30 settings of the IMPALA reference release (see DMLAB30.md section 4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from learner.losses import REWARD_CLIPPINGS
+
+OPTIMIZERS = ("rmsprop", "adam")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    batch_size: int = 32                 # unrolls per learner update (B)
+    unroll_length: int = 100             # transitions per unroll (T; unrolls carry T + 1 steps)
+    discount: float = 0.99               # gamma; the learner uses discount * (1 - done[t + 1])
+    reward_clipping: str = "abs_one"     # abs_one (clip to [-1, 1]) | soft_asymmetric (DMLab-30) | none
+    baseline_cost: float = 0.5           # weight of the baseline loss 0.5 * sum (vs - V)^2
+    entropy_cost: float = 0.0033391318945337044   # weight of the entropy bonus (subtracted)
+    optimizer: str = "rmsprop"           # rmsprop (TF1 semantics, learner/rmsprop.py) | adam
+    learning_rate: float = 0.00031866995608948655  # initial LR, annealed linearly to 0 over the frame budget
+    rmsprop_decay: float = 0.99          # ms <- decay * ms + (1 - decay) g^2
+    rmsprop_momentum: float = 0.0
+    rmsprop_epsilon: float = 0.1         # inside the sqrt: g / sqrt(ms + epsilon)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    grad_norm_clip: float | None = None  # global gradient-norm clip (None = off; the paper used 40 on Atari)
+    clip_rho_threshold: float | None = 1.0      # V-trace rho-bar (None = no clipping)
+    clip_pg_rho_threshold: float | None = 1.0   # rho-bar for the policy-gradient advantage (None = off)
+    vtrace_lambda: float = 1.0           # scales the traces: c_t = lambda * min(1, rho_t)
+    precision: str = "fp32"              # fp32 | bf16 (autocast of the agent's forward; useful on CUDA)
+
+    def __post_init__(self) -> None:
+        _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("precision", self.precision, PRECISIONS)
+        for name in ("batch_size", "unroll_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"learner.{name}={value!r} must be a positive integer")
+        _range("discount", self.discount, 0.0, 1.0)
+        _range("vtrace_lambda", self.vtrace_lambda, 0.0, 1.0)
+        _range("rmsprop_decay", self.rmsprop_decay, 0.0, 1.0, high_open=True)
+        for name in ("baseline_cost", "entropy_cost", "learning_rate", "rmsprop_momentum",
+                     "rmsprop_epsilon", "adam_eps"):
+            _nonnegative(name, getattr(self, name))
+        for name in ("grad_norm_clip", "clip_rho_threshold", "clip_pg_rho_threshold"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ValueError(f"learner.{name}={value!r} must be a positive number or None (= off)")
+        betas = tuple(self.adam_betas)   # YAML gives lists
+        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"learner.adam_betas={self.adam_betas!r} must be two numbers in [0, 1)")
+        object.__setattr__(self, "adam_betas", betas)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"learner.{name}={value!r} is not one of {', '.join(allowed)}; "
+                         f"set {name}=<one of those>")
+
+
+def _range(name: str, value: float, low: float, high: float, high_open: bool = False) -> None:
+    inside = _is_number(value) and low <= value and (value < high if high_open else value <= high)
+    if not inside:
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"learner.{name}={value!r} must be a number in [{low}, {high}{bracket}")
+
+
+def _nonnegative(name: str, value: float) -> None:
+    if not (_is_number(value) and value >= 0):
+        raise ValueError(f"learner.{name}={value!r} must be a number >= 0")
