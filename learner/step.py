@@ -1,0 +1,119 @@
+"""One IMPALA learner update: forward over the unrolls, V-trace, loss, backward, optimizer step."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from agent.types import AgentOutput, CoreState, agent_input_from_unroll
+from learner import vtrace
+from learner.config import LearnerConfig
+from learner.losses import Losses, clip_rewards, impala_loss
+from learner.optim import LinearDecay, build_optimizer, grad_norm
+
+
+class LossOutputs(NamedTuple):
+    losses: Losses
+    vtrace: vtrace.VTraceFromLogitsReturns
+    rewards: torch.Tensor       # clipped rewards of the T transitions [T, B]
+    values: torch.Tensor        # V(x_t), t = 0..T-1 [T, B]
+
+
+def unroll_loss(output: AgentOutput, batch: dict[str, torch.Tensor], cfg: LearnerConfig) -> LossOutputs:
+    """The loss of T transitions from the agent's output over the T + 1 steps of the unrolls.
+
+    Alignment (``agent.types``): step t holds x_t, the action a_t taken there and its behaviour
+    logits, and ``reward[t]``/``done[t]`` of *arriving* at x_t. Transition t (t = 0..T-1) is
+    therefore ``x_t --a_t--> x_{t+1}`` with reward ``reward[t + 1]`` and discount
+    ``discount * (1 - done[t + 1])`` (zero when x_{t+1} starts a new episode, i.e. the transition
+    ended one). Its value is ``baseline[t]``, its target logits ``logits[t]``; ``baseline[T]``
+    = V(x_T) bootstraps. ``reward[0]``/``done[0]`` belong to the previous unroll's last
+    transition and are unused here; step T's action is the next unroll's a_0.
+    """
+    logits = output.policy_logits.float()
+    baseline = output.baseline.float()
+    steps = logits.shape[0] - 1
+    rewards = clip_rewards(batch["reward"][1:].float(), cfg.reward_clipping)
+    discounts = cfg.discount * (~batch["done"][1:]).float()
+    actions = batch["action"][:steps]
+    returns = vtrace.from_logits(
+        behaviour_policy_logits=batch["behaviour_logits"][:steps].float(),
+        target_policy_logits=logits[:steps], actions=actions, discounts=discounts,
+        rewards=rewards, values=baseline[:steps], bootstrap_value=baseline[steps],
+        clip_rho_threshold=cfg.clip_rho_threshold, clip_pg_rho_threshold=cfg.clip_pg_rho_threshold,
+        lambda_=cfg.vtrace_lambda)
+    losses = impala_loss(logits[:steps], baseline[:steps], actions, returns.vs, returns.pg_advantages,
+                         baseline_cost=cfg.baseline_cost, entropy_cost=cfg.entropy_cost)
+    return LossOutputs(losses, returns, rewards, baseline[:steps])
+
+
+class Learner:
+    """Owns the agent's optimizer, the LR schedule and the update/frame counters.
+
+    ``step(batch)`` takes a dict of tensors already on ``device`` with ``Unroll``'s array fields
+    (time-major ``[T + 1, B, ...]``; ``core_h``, ``core_c`` ``[B, S]``) and returns its metrics as
+    0-d tensors on the device. Nothing in the step synchronises with the device (no ``.item()``,
+    no host copies, no branches on tensor values); the caller decides when to read the metrics.
+    Each step counts ``T * B * action_repeat`` env frames; the LR used by an update is the
+    schedule's value at the frames counted before it.
+    """
+
+    def __init__(self, agent: nn.Module, cfg: LearnerConfig, *, total_frames: int,
+                 action_repeat: int, device: torch.device | str):
+        self.device = torch.device(device)
+        self.agent = agent.to(self.device)
+        self.cfg = cfg
+        self.action_repeat = int(action_repeat)
+        self.optimizer = build_optimizer(self.agent.parameters(), cfg)
+        self.schedule = LinearDecay(cfg.learning_rate, total_frames)
+        self.num_updates = 0
+
+    @property
+    def num_frames(self) -> int:
+        return self.schedule.frames
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        steps, batch_size = batch["reward"].shape[0] - 1, batch["reward"].shape[1]
+        if steps < 1:
+            raise ValueError(f"an unroll needs T + 1 >= 2 steps, got reward of shape "
+                             f"{tuple(batch['reward'].shape)}")
+        self.agent.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.cfg.precision == "bf16"):
+            output, _ = self.agent(agent_input_from_unroll(batch),
+                                   CoreState(batch["core_h"], batch["core_c"]))
+        out = unroll_loss(output, batch, self.cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.losses.total.backward()
+        norm = grad_norm(self.agent.parameters(), self.cfg.grad_norm_clip)
+        lr = self.schedule.apply(self.optimizer)
+        self.optimizer.step()
+        self.schedule.advance(steps * batch_size * self.action_repeat)
+        self.num_updates += 1
+        return self._metrics(out, norm, lr)
+
+    def _metrics(self, out: LossOutputs, norm: torch.Tensor, lr: float) -> dict[str, torch.Tensor]:
+        losses, returns = out.losses, out.vtrace
+        rhos = returns.log_rhos.exp()
+        metrics = {
+            "total_loss": losses.total, "pg_loss": losses.pg, "baseline_loss": losses.baseline,
+            "entropy": losses.entropy, "grad_norm": norm,
+            "learning_rate": torch.full((), lr, device=self.device),
+            "vs_mean": returns.vs.mean(), "baseline_mean": out.values.mean(),
+            "pg_advantage_mean": returns.pg_advantages.mean(), "rho_mean": rhos.mean(),
+            "rho_above_one_fraction": (rhos > 1.0).float().mean(),
+            "reward_mean": out.rewards.mean(),
+        }
+        return {name: value.detach() for name, value in metrics.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, LR schedule (whose state is the frame counter) and update counter."""
+        return {"model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.num_updates = int(state["num_updates"])
