@@ -1,0 +1,187 @@
+"""One way to build any suite by name: ``get_suite("embedded" | "dmlab30", **options)``.
+
+A ``Suite`` lists its tasks (index == task id) with their reference scores and builds envs
+for actors; it pickles (Ray ships it to actor processes), because every env factory is a
+``functools.partial`` of a module-level function. Both suites are scored the same way:
+``normalized_score = 100 * (return - random) / (human - random)``, where "human" is DMLab-30's
+human reference or the embedded task's solved (oracle) return, and the mean capped score is
+the mean over all tasks of ``min(score, cap)`` (no lower clamp).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping
+
+import gymnasium as gym
+
+from envs import dmlab30, embedded
+from envs.instructions import MAX_WORDS
+
+SUITE_NAMES = ("embedded", "dmlab30")
+DMLAB_FRAME_SHAPE = (72, 96, 3)  # height, width, channels of DMLab-30 frames
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    task_id: int
+    human_score: float   # DMLab-30 human reference / embedded solved return
+    random_score: float
+    family: str = ""
+    aliases: tuple[str, ...] = ()   # other names scored as this task (DMLab-30 test names)
+    # factory(seed=..., test=...) -> gym.Env, picklable; the suite wraps its envs in EpisodeStatistics
+    factory: Callable[..., gym.Env] | None = field(default=None, repr=False, compare=False)
+
+
+class EpisodeStatistics(gym.Wrapper):
+    """Puts ``info["episode"] = {"return", "length", "task_id"}`` into the info of the step that
+    ends an episode (terminated or truncated). Return is raw (unclipped); length counts
+    agent steps."""
+
+    def __init__(self, env: gym.Env, task_id: int):
+        super().__init__(env)
+        self.task_id = int(task_id)
+        self._return, self._length = 0.0, 0
+
+    def reset(self, **kwargs):
+        self._return, self._length = 0.0, 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        self._length += 1
+        if terminated or truncated:
+            info = dict(info)
+            info["episode"] = {"return": self._return, "length": self._length,
+                               "task_id": self.task_id}
+        return obs, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: tuple[TaskSpec, ...]          # index == task_id, canonical order
+    num_actions: int
+    frame_shape: tuple[int, int, int]    # H, W, C of obs["frame"]
+    instruction_length: int              # L of obs["instruction"]
+    action_repeat: int                   # env frames per agent step (DMLab 4, embedded 1)
+
+    def __post_init__(self) -> None:
+        for index, spec in enumerate(self.tasks):
+            if spec.task_id != index:
+                raise ValueError(f"task {spec.name!r} has task_id {spec.task_id}, expected {index}")
+        names = [n for spec in self.tasks for n in (spec.name, *spec.aliases)]
+        if len(names) != len(set(names)):
+            raise ValueError(f"suite {self.name!r} has duplicate task names")
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.tasks)
+
+    def task(self, task: str | int) -> TaskSpec:
+        """A task by id, name or alias."""
+        if isinstance(task, int) and not isinstance(task, bool):
+            if 0 <= task < len(self.tasks):
+                return self.tasks[task]
+            raise ValueError(f"task id {task} out of range 0..{len(self.tasks) - 1} in suite {self.name!r}")
+        for spec in self.tasks:
+            if task == spec.name or task in spec.aliases:
+                return spec
+        raise ValueError(f"unknown task {task!r} in suite {self.name!r}; "
+                         f"tasks: {', '.join(self.task_names)}")
+
+    def make_env(self, task_id: int, seed: int, *, test: bool = False) -> gym.Env:
+        spec = self.task(task_id)
+        return EpisodeStatistics(spec.factory(seed=seed, test=test), spec.task_id)
+
+    def normalized_score(self, task: str | int, episode_return: float) -> float:
+        """``100 * (return - random) / (human - random)`` in percent."""
+        spec = self.task(task)
+        return 100.0 * (float(episode_return) - spec.random_score) / (spec.human_score - spec.random_score)
+
+    def mean_capped_score(self, returns: Mapping[str, float], cap: float | None = 100.0) -> float:
+        """Mean over all tasks of ``min(normalized score, cap)``; ``cap=None``: plain mean.
+
+        ``returns`` maps every task (by name, alias or id; once each) to its mean return.
+        """
+        by_id: dict[int, float] = {}
+        for key, value in returns.items():
+            spec = self.task(key)
+            if spec.task_id in by_id:
+                raise ValueError(f"task {spec.name!r} is given twice in returns")
+            by_id[spec.task_id] = float(value)
+        missing = [spec.name for spec in self.tasks if spec.task_id not in by_id]
+        if missing:
+            raise ValueError(f"mean capped score of suite {self.name!r} needs every task; "
+                             f"missing {len(missing)}: {', '.join(missing)}")
+        scores = [self.normalized_score(i, by_id[i]) for i in range(len(self.tasks))]
+        if cap is not None:
+            scores = [min(score, cap) for score in scores]
+        return sum(scores) / len(scores)
+
+
+# ------------------------------------------------------------------------------- builders
+def _make_dmlab(level: str, *, seed: int, test: bool = False, **options: Any) -> gym.Env:
+    from envs.dmlab import DmLab  # noqa: PLC0415 (DmLab imports deepmind_lab only when built)
+    return DmLab(level, seed=seed, test=test, width=DMLAB_FRAME_SHAPE[1],
+                 height=DMLAB_FRAME_SHAPE[0], **options)
+
+
+def _dmlab30_suite(dataset_path: str | None = None, level_cache_dir: str | None = None,
+                   renderer: str = "software", action_repeat: int = 4) -> Suite:
+    if renderer not in ("software", "hardware"):
+        raise ValueError(f"renderer={renderer!r} must be 'software' or 'hardware'")
+    if not isinstance(action_repeat, int) or action_repeat < 1:
+        raise ValueError(f"action_repeat={action_repeat!r} must be a positive integer")
+    options = dict(dataset_path=dataset_path, level_cache_dir=level_cache_dir,
+                   renderer=renderer, action_repeat=action_repeat)
+    tasks = []
+    for task_id, (train, test) in enumerate(zip(dmlab30.TRAIN_LEVELS, dmlab30.TEST_LEVELS)):
+        tasks.append(TaskSpec(
+            name=train, task_id=task_id, human_score=dmlab30.HUMAN_SCORES[test],
+            random_score=dmlab30.RANDOM_SCORES[test], family=train.split("_")[0],
+            aliases=(test,) if test != train else (),
+            factory=partial(_make_dmlab, train, **options)))
+    return Suite("dmlab30", tuple(tasks), num_actions=len(dmlab30.ACTION_SET),
+                 frame_shape=DMLAB_FRAME_SHAPE, instruction_length=MAX_WORDS,
+                 action_repeat=action_repeat)
+
+
+def _embedded_suite(tile_size: int = embedded.DEFAULT_TILE_SIZE) -> Suite:
+    if not isinstance(tile_size, int) or isinstance(tile_size, bool) or tile_size < 1:
+        raise ValueError(f"tile_size={tile_size!r} must be a positive integer")
+    tasks = tuple(
+        TaskSpec(name=t.name, task_id=i, human_score=t.solved_score, random_score=t.random_score,
+                 family=t.family, factory=partial(embedded.make_task_env, t.name, tile_size=tile_size))
+        for i, t in enumerate(embedded.TASKS))
+    side = embedded.VIEW_SIZE * tile_size
+    return Suite("embedded", tasks, num_actions=embedded.NUM_ACTIONS, frame_shape=(side, side, 3),
+                 instruction_length=MAX_WORDS, action_repeat=1)
+
+
+_BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
+    "embedded": (_embedded_suite, ("tile_size",)),
+    "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat")),
+}
+
+
+def get_suite(name: str, **options: Any) -> Suite:
+    """The suite ``name`` ("embedded" | "dmlab30").
+
+    embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
+    dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),
+    action_repeat (default 4).
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown suite {name!r}; choices: {', '.join(SUITE_NAMES)}")
+    builder, allowed = _BUILDERS[name]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"get_suite({name!r}) got unknown options {unknown}; allowed: {', '.join(allowed)}")
+    return builder(**options)
