@@ -1,0 +1,150 @@
+"""DeepMind Lab as a gymnasium env: one DMLab-30 level, IMPALA's action set and observations.
+
+``deepmind_lab`` is imported inside ``DmLab.__init__`` only, so ``envs`` imports and tests
+without it; constructing a ``DmLab`` where it is missing raises an ``ImportError`` that says
+how to get it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs import dmlab30
+from envs.instructions import MAX_WORDS, NUM_BUCKETS, encode_instruction
+
+INSTALL_HINT = (
+    "DmLab needs DeepMind Lab's Python module `deepmind_lab`, which is not installed here. "
+    "Use the project's Docker image, which builds it: `docker build -t impala-mu .` "
+    "(or build the pip package from https://github.com/google-deepmind/lab, "
+    "python/pip_package). To run without DeepMind Lab use the embedded suite: "
+    "get_suite('embedded')."
+)
+_OBSERVATIONS = ["RGB_INTERLEAVED", "INSTR"]
+_ACTIONS = tuple(np.array(vector, dtype=np.intc) for vector in dmlab30.ACTION_SET)
+
+
+class LevelCache:
+    """Shared on-disk cache of generated DMLab maps (the engine's ``level_cache=`` protocol).
+
+    Many actor processes may share ``cache_dir``: ``write`` copies to a temporary file in the
+    same directory and renames it into place with ``os.replace`` (atomic), so a reader sees
+    either no file or a complete one.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.cache_dir = os.fspath(cache_dir)
+        os.makedirs(self.cache_dir, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.cache_dir, key.replace(os.sep, "_"))
+
+    def fetch(self, key: str, pk3_path: str) -> bool:
+        """Copies the cached map ``key`` to ``pk3_path``; False when it is not cached."""
+        try:
+            shutil.copyfile(self._path(key), pk3_path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def write(self, key: str, pk3_path: str) -> None:
+        """Stores the map at ``pk3_path`` under ``key`` (no-op if another process already did)."""
+        path = self._path(key)
+        if os.path.exists(path):
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".tmp-", suffix=".pk3")
+        try:
+            with os.fdopen(fd, "wb") as out, open(pk3_path, "rb") as src:
+                shutil.copyfileobj(src, out)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+class DmLab(gym.Env):
+    """One DMLab-30 level with IMPALA's 9 discrete actions.
+
+    Observation: ``{"frame": uint8 [height, width, 3] (RGB_INTERLEAVED), "instruction": int64
+    [MAX_WORDS] (INSTR, hashed word ids, 0 = padding)}``. Action: ``Discrete(9)`` indexing
+    ``dmlab30.ACTION_SET``, sent as an ``np.intc`` vector with ``num_steps=action_repeat``; the
+    reward is the engine's sum over those frames (raw, unclipped). The episode terminates when
+    the engine stops running; that step returns the last observation seen.
+
+    Every engine reset gets an explicit seed from the env's generator
+    ``np.random.default_rng(seed)`` (``reset(seed=...)`` reseeds it), so runs reproduce.
+    ``test=True`` plays the level's test variant with ``allowHoldOutLevels='true'`` and
+    ``mixerSeed='1611489005'`` (evaluation seeds disjoint from training ones).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, level: str, *, seed: int, test: bool = False, action_repeat: int = 4,
+                 width: int = 96, height: int = 72, dataset_path: str | None = None,
+                 level_cache_dir: str | None = None, renderer: str = "software"):
+        if level not in dmlab30.TRAIN_TO_TEST and level not in dmlab30.HUMAN_SCORES:
+            raise ValueError(f"{level!r} is not a DMLab-30 short level name; "
+                             f"choices: {', '.join(dmlab30.TRAIN_LEVELS)}")
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat={action_repeat} must be >= 1")
+        try:
+            import deepmind_lab  # noqa: PLC0415 (lazy: envs must import without it)
+        except ImportError as e:
+            raise ImportError(INSTALL_HINT) from e
+        self.level = dmlab30.to_test_level(level) if test else level
+        self.action_repeat = int(action_repeat)
+        config = {"width": str(int(width)), "height": str(int(height))}
+        if dataset_path is not None:
+            config["datasetPath"] = str(dataset_path)
+        if test or self.level.endswith("_test"):
+            config["allowHoldOutLevels"] = "true"
+        if test:
+            config["mixerSeed"] = str(dmlab30.TEST_MIXER_SEED)
+        cache = LevelCache(level_cache_dir) if level_cache_dir is not None else None
+        self._lab = deepmind_lab.Lab(dmlab30.LEVEL_PREFIX + self.level, list(_OBSERVATIONS),
+                                     config=config, renderer=renderer, level_cache=cache)
+        self.observation_space = spaces.Dict({
+            "frame": spaces.Box(0, 255, (int(height), int(width), 3), np.uint8),
+            "instruction": spaces.Box(0, NUM_BUCKETS, (MAX_WORDS,), np.int64),
+        })
+        self.action_space = spaces.Discrete(len(_ACTIONS))
+        self._rng = np.random.default_rng(seed)
+        self._last_obs: dict[str, np.ndarray] | None = None
+        self._running = False
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        raw = self._lab.observations()
+        self._last_obs = {"frame": np.asarray(raw["RGB_INTERLEAVED"], np.uint8),
+                          "instruction": encode_instruction(raw["INSTR"])}
+        return self._last_obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        engine_seed = int(self._rng.integers(0, 2**31 - 1))
+        self._lab.reset(seed=engine_seed)
+        self._running = True
+        return self._observe(), {"engine_seed": engine_seed}
+
+    def step(self, action):
+        if not self._running:
+            raise RuntimeError("DmLab.step() called after the episode ended; call reset() first")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        reward = float(self._lab.step(_ACTIONS[int(action)], num_steps=self.action_repeat))
+        if self._lab.is_running():
+            return self._observe(), reward, False, False, {}
+        self._running = False
+        return self._last_obs, reward, True, False, {}
+
+    def close(self) -> None:
+        lab, self._lab = getattr(self, "_lab", None), None
+        if lab is not None:
+            lab.close()
