@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent import Agent, AgentConfig  # noqa: E402
-from agent.config import HEADS, TORSOS  # noqa: E402
+from agent.config import HEADS, MI_FORMS, TORSOS  # noqa: E402
 from learner import Learner, LearnerConfig  # noqa: E402
 
 
@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torso", choices=TORSOS, default="deep")
     parser.add_argument("--head", choices=HEADS, default="shared")
-    parser.add_argument("--mi-form", default="full", choices=("full", "diagonal", "scalar"))
+    parser.add_argument("--mi-form", default="full", choices=MI_FORMS)
     parser.add_argument("--T", type=int, default=100, help="unroll length (the batch has T + 1 steps)")
     parser.add_argument("--B", type=int, default=32, help="unrolls per batch")
     parser.add_argument("--frame", default="72x96x3", help="HxWxC")

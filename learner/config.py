@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.config import _choice as _agent_choice
 from learner.losses import REWARD_CLIPPINGS
 
 OPTIMIZERS = ("rmsprop", "adam")
@@ -62,9 +63,7 @@ def _is_number(value: object) -> bool:
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"learner.{name}={value!r} is not one of {', '.join(allowed)}; "
-                         f"set {name}=<one of those>")
+    _agent_choice(f"learner.{name}", value, allowed)
 
 
 def _range(name: str, value: float, low: float, high: float, high_open: bool = False) -> None:
