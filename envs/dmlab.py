@@ -142,7 +142,8 @@ class DmLab(gym.Env):
         if self._lab.is_running():
             return self._observe(), reward, False, False, {}
         self._running = False
-        return self._last_obs, reward, True, False, {}
+        last = {key: value.copy() for key, value in self._last_obs.items()}
+        return last, reward, True, False, {}
 
     def close(self) -> None:
         lab, self._lab = getattr(self, "_lab", None), None

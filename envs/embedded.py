@@ -139,7 +139,8 @@ class MiniGridTask(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is None:
-            seed, self._seed = self._seed, None
+            seed = self._seed   # the construction seed, used by the first reset only
+        self._seed = None
         obs, _ = self.env.reset(seed=seed)
         self._done = False
         return self._observe(obs), {"mission": obs["mission"]}

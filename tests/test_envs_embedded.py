@@ -91,6 +91,11 @@ def test_reset_with_seed_reseeds():
     again = [env.reset(seed=1)[0]["frame"]] + [env.reset()[0]["frame"] for _ in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not np.array_equal(first[0], first[1])
+    other = make_task_env("fetch_object", seed=1)
+    other.reset(seed=2)                                   # an explicit seed replaces the first one
+    fresh = make_task_env("fetch_object", seed=2)
+    fresh.reset()
+    assert np.array_equal(other.reset()[0]["frame"], fresh.reset()[0]["frame"])
 
 
 def test_gymnasium_env_checker_passes():
