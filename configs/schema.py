@@ -41,12 +41,14 @@ class RunConfig:
     checkpoint_every_seconds: float = 600.0  # periodic checkpoint by wall time (0 = off)
     checkpoint_every_frames: int = 0     # periodic checkpoint by env frames (0 = off)
     keep_checkpoints: int = 3            # the newest N checkpoints are kept
+    learner_threads: int = 0             # torch CPU threads of the learner process (0 = torch's default)
 
     def __post_init__(self) -> None:
         _positive_int("run.total_frames", self.total_frames)
         _positive("run.report_every_seconds", self.report_every_seconds)
         _positive_int("run.score_window_episodes", self.score_window_episodes)
         _positive_int("run.keep_checkpoints", self.keep_checkpoints)
+        _non_negative("run.learner_threads", self.learner_threads)
         _non_negative("run.checkpoint_every_seconds", self.checkpoint_every_seconds)
         _non_negative("run.checkpoint_every_frames", self.checkpoint_every_frames)
         _choice("run.mode", self.mode, ("ray", "serial"))
@@ -123,7 +125,7 @@ SHORT_KEYS = {
 RESUMABLE_CHANGES = {
     "run.logdir", "run.total_frames", "run.device", "run.ray_address", "run.mode",
     "run.report_every_seconds", "run.checkpoint_every_seconds", "run.checkpoint_every_frames",
-    "run.keep_checkpoints", "run.score_window_episodes",
+    "run.keep_checkpoints", "run.score_window_episodes", "run.learner_threads",
     "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
     "actors.max_restarts", "actors.torch_threads", "env.options.level_cache_dir", "env.options.renderer",
 }

@@ -1,0 +1,165 @@
+"""Acting: several envs stepped in lockstep by one CPU policy, emitting unrolls.
+
+``ActorCore`` is plain Python (no Ray): the serial mode calls it in-process and
+``actors.ray_actor`` hosts the same class in a Ray process. Each call of
+``unroll()`` steps every env ``T`` times with one batched forward per step and
+returns one ``Unroll`` of ``T + 1`` steps (alignment: ``agent/types.py``).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from agent import Agent, AgentConfig
+from agent.types import AgentInput, CoreState, EpisodeStat, Unroll
+
+
+def assign_tasks(task_ids: Sequence[int], actor_id: int, envs_per_actor: int) -> list[int]:
+    """Round robin over all envs of all actors: global env ``g`` runs ``task_ids[g % len(task_ids)]``."""
+    return [task_ids[(actor_id * envs_per_actor + j) % len(task_ids)] for j in range(envs_per_actor)]
+
+
+def env_seed(seed: int, actor_id: int, env_index: int, incarnation: int) -> int:
+    """Independent, reproducible seed per (run seed, actor, env, incarnation)."""
+    return int(np.random.SeedSequence([seed, actor_id, env_index, incarnation]).generate_state(1)[0])
+
+
+class ActorCore:
+    """Owns ``envs_per_actor`` envs of ``suite`` and a CPU copy of the agent.
+
+    Args:
+      suite: an ``envs.suites.Suite`` (picklable).
+      agent_config: the agent's config (the network is rebuilt here, weights come via ``set_weights``).
+      task_ids: the task id of each env (see ``assign_tasks``).
+      unroll_length: T.
+      seed, actor_id, incarnation: identify the actor and seed its envs and action sampling.
+    """
+
+    def __init__(self, suite: Any, agent_config: AgentConfig, task_ids: Sequence[int], *, unroll_length: int,
+                 seed: int, actor_id: int, incarnation: int = 0, torch_threads: int = 1) -> None:
+        torch.set_num_threads(torch_threads)
+        self.suite = suite
+        self.actor_id = actor_id
+        self.incarnation = incarnation
+        self.unroll_length = unroll_length
+        self.task_ids = np.asarray(task_ids, dtype=np.int64)
+        self.agent = Agent(agent_config, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
+                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+        self.agent.eval()
+        self.policy_version = -1
+        self.generator = torch.Generator().manual_seed(env_seed(seed, actor_id, 1 << 20, incarnation))
+        self.envs = [suite.make_env(int(t), seed=env_seed(seed, actor_id, j, incarnation))
+                     for j, t in enumerate(task_ids)]
+        self._last: dict[str, np.ndarray] | None = None   # step T of the previous unroll
+        self._state = self.agent.initial_state(len(self.envs))
+        self._state_before_last = self._state   # LSTM state before step T of the last unroll
+
+    # ------------------------------------------------------------ weights
+    def set_weights(self, version: int, weights: Mapping[str, Any]) -> None:
+        """Loads ``weights`` (numpy arrays or tensors by parameter name) if ``version`` is newer."""
+        if version <= self.policy_version:
+            return
+        state = {k: torch.as_tensor(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v
+                 for k, v in weights.items()}
+        self.agent.load_state_dict(state)
+        self.policy_version = version
+
+    # ------------------------------------------------------------ acting
+    def _reset_all(self) -> dict[str, np.ndarray]:
+        n = len(self.envs)
+        obs = [env.reset()[0] for env in self.envs]
+        return {
+            "frame": np.stack([o["frame"] for o in obs]),
+            "instruction": np.stack([o["instruction"] for o in obs]).astype(np.int64),
+            "reward": np.zeros(n, np.float32),
+            "done": np.ones(n, bool),
+            "last_action": np.zeros(n, np.int64),
+        }
+
+    @torch.no_grad()
+    def _act(self, step: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        inputs = AgentInput(
+            frame=torch.from_numpy(step["frame"][None]),
+            instruction=torch.from_numpy(step["instruction"][None]),
+            reward=torch.from_numpy(step["reward"][None]),
+            done=torch.from_numpy(step["done"][None]),
+            last_action=torch.from_numpy(step["last_action"][None]),
+            task_id=torch.from_numpy(self.task_ids[None]),
+        )
+        out, self._state = self.agent(inputs, self._state)
+        logits = out.policy_logits[0]
+        action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)[:, 0]
+        return action.numpy(), logits.numpy()
+
+    def unroll(self) -> Unroll:
+        """Steps every env T times and returns the T+1-step unroll (step 0 = previous step T)."""
+        T, n = self.unroll_length, len(self.envs)
+        if self._last is None:   # first unroll: reset every env and act at step 0
+            self._last = self._reset_all()
+            self._state_before_last = self._state
+            self._last["action"], self._last["behaviour_logits"] = self._act(self._last)
+        initial = self._state_before_last
+        steps = [self._last]
+        episodes: list[EpisodeStat] = []
+        for _ in range(T):
+            prev = steps[-1]
+            frames, instrs = [], []
+            reward = np.zeros(n, np.float32)
+            done = np.zeros(n, bool)
+            for j, env in enumerate(self.envs):
+                obs, r, terminated, truncated, info = env.step(int(prev["action"][j]))
+                reward[j] = r
+                if terminated or truncated:
+                    done[j] = True
+                    ep = info["episode"]
+                    episodes.append(EpisodeStat(int(ep["task_id"]), float(ep["return"]), int(ep["length"])))
+                    obs, _ = env.reset()
+                frames.append(obs["frame"])
+                instrs.append(obs["instruction"])
+            step = {
+                "frame": np.stack(frames),
+                "instruction": np.stack(instrs).astype(np.int64),
+                "reward": reward,
+                "done": done,
+                "last_action": np.where(done, 0, prev["action"]).astype(np.int64),
+            }
+            self._state_before_last = self._state
+            step["action"], step["behaviour_logits"] = self._act(step)
+            steps.append(step)
+        self._last = steps[-1]
+        fields = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+        return Unroll(
+            frame=fields["frame"], instruction=fields["instruction"], reward=fields["reward"],
+            done=fields["done"], last_action=fields["last_action"], action=fields["action"].astype(np.int64),
+            behaviour_logits=fields["behaviour_logits"].astype(np.float32),
+            task_id=np.broadcast_to(self.task_ids, (T + 1, n)).copy(),
+            core_h=initial.h.numpy().copy(), core_c=initial.c.numpy().copy(),
+            policy_version=self.policy_version, actor_id=self.actor_id, incarnation=self.incarnation,
+            episodes=tuple(episodes),
+        )
+
+    # ------------------------------------------------------------ serial-mode checkpointing
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (serial mode): envs, last step, LSTM state, RNG."""
+        return {
+            "envs": copy.deepcopy(self.envs),
+            "last": copy.deepcopy(self._last),
+            "core": tuple(t.clone() for t in (*self._state, *self._state_before_last)),
+            "generator": self.generator.get_state(),
+            "policy_version": self.policy_version,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.envs = state["envs"]
+        self._last = state["last"]
+        h, c, h0, c0 = state["core"]
+        self._state, self._state_before_last = CoreState(h, c), CoreState(h0, c0)
+        self.generator.set_state(state["generator"])
+        self.policy_version = -1   # weights are set again by the learner right after
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,170 @@
+"""Distributed mode: ``ActorCore`` hosted in Ray actors, unrolls streamed to the learner.
+
+Weights travel as one versioned object per update (``ray.put``); each unroll request
+carries the newest reference and the actor loads it at the unroll boundary if it is
+newer than what it has. Each actor has at most ``unrolls_in_flight`` requests queued,
+so the object store holds a bounded number of unrolls whatever the learner's speed.
+
+An actor that fails (its process killed, an env raising, its node lost) makes its
+pending requests fail: they are dropped whole (a partial unroll never reaches the
+learner), the actor is killed and recreated with ``incarnation + 1`` (fresh env seeds),
+and the run goes on. More than ``max_restarts`` restarts in total stops the run.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Mapping
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from actors.actor import ActorCore
+
+
+MAX_INIT_FAILURES = 3   # an actor that cannot even be constructed this often in a row stops the run
+
+
+@ray.remote
+class RayActor:
+    def __init__(self, actor_args: dict[str, Any]) -> None:
+        self.core = ActorCore(**actor_args)
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    def unroll(self, weights: tuple[int, Mapping[str, Any]]):
+        self.core.set_weights(*weights)
+        return self.core.unroll()
+
+
+def describe(error: BaseException) -> str:
+    """One line naming the failure: the env's own exception for a task error, else Ray's message."""
+    cause = getattr(error, "cause", None)
+    if isinstance(error, RayTaskError) and cause is not None:
+        return f"{type(cause).__name__}: {cause}"[:500]
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+class RaySource:
+    def __init__(self, actor_args: Callable[[int, int], dict[str, Any]], num_actors: int, *,
+                 unrolls_in_flight: int, max_restarts: int, cpus_per_actor: float,
+                 on_event: Callable[..., None], wait_seconds: float = 1.0) -> None:
+        self.actor_args = actor_args
+        self.num_actors = num_actors
+        self.in_flight = unrolls_in_flight
+        self.max_restarts = max_restarts
+        self.cpus = cpus_per_actor
+        self.on_event = on_event
+        self.wait_seconds = wait_seconds
+        self.incarnations = [0] * num_actors
+        self.restarts = 0
+        self.init_failures = [0] * num_actors   # consecutive failures to construct each actor
+        self.actors: list[Any] = [None] * num_actors
+        self.pending: dict[Any, int] = {}      # ObjectRef -> actor index, in submission order
+        self.weights_ref = None
+        self.info_refs: dict[Any, tuple[int, int]] = {}   # actor.info() -> (actor index, incarnation)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, version: int, weights: Mapping[str, Any]) -> None:
+        self.publish(version, weights)
+        for i in range(self.num_actors):
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        actor = RayActor.options(num_cpus=self.cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
+            self.actor_args(i, self.incarnations[i]))
+        self.actors[i] = actor
+        self.info_refs[actor.info.remote()] = (i, self.incarnations[i])
+        for _ in range(self.in_flight):
+            self.pending[actor.unroll.remote(self.weights_ref)] = i
+
+    def publish(self, version: int, weights: Mapping[str, Any]) -> None:
+        self.weights_ref = ray.put((version, dict(weights)))
+
+    def _restart(self, i: int, error: BaseException) -> None:
+        self.restarts += 1
+        old = self.incarnations[i]
+        self.on_event("actor_restart", actor=i, incarnation=old, new_incarnation=old + 1, error=describe(error))
+        if isinstance(error, RayActorError) and error.actor_init_failed:
+            self.init_failures[i] += 1
+            if self.init_failures[i] >= MAX_INIT_FAILURES:
+                raise RuntimeError(f"actor {i} failed to start {self.init_failures[i]} times in a row; the last "
+                                   f"error: {error}. Check the suite's options and that every node can build "
+                                   "the envs (e.g. deepmind_lab installed).")
+        if self.restarts > self.max_restarts:
+            raise RuntimeError(f"{self.restarts} actor restarts exceed actors.max_restarts={self.max_restarts}; "
+                               f"last error: {error}. Fix the cause, or raise actors.max_restarts.")
+        for ref in [r for r, a in self.pending.items() if a == i]:
+            del self.pending[ref]
+        for ref in [r for r, (a, _) in self.info_refs.items() if a == i]:
+            del self.info_refs[ref]
+        try:
+            ray.kill(self.actors[i], no_restart=True)
+        except RayError:
+            pass
+        self.incarnations[i] = old + 1
+        self._spawn(i)
+
+    def actor_info(self) -> list[dict[str, Any]]:
+        """pid and node of each live actor (for logs and fault tests)."""
+        return ray.get([a.info.remote() for a in self.actors])
+
+    # ------------------------------------------------------------ data
+    def _announce_started(self) -> None:
+        """Reports each new actor's pid and node once it is up (non-blocking)."""
+        if not self.info_refs:
+            return
+        ready, _ = ray.wait(list(self.info_refs), num_returns=len(self.info_refs), timeout=0)
+        for ref in ready:
+            i, incarnation = self.info_refs.pop(ref)
+            try:
+                info = ray.get(ref)
+            except RayError:
+                continue   # it died before starting: its unroll requests fail and restart it
+            self.on_event("actor_started", actor=i, incarnation=incarnation, pid=info["pid"], node=info["node"])
+
+    def get(self):
+        self._announce_started()
+        refs = list(self.pending)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=self.wait_seconds)
+        if not ready:
+            return []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)   # everything else already there
+        order = {r: k for k, r in enumerate(refs)}
+        out = []
+        for ref in sorted(ready, key=order.__getitem__):       # oldest request first
+            if ref not in self.pending:                         # dropped by a restart of its actor
+                continue
+            i = self.pending.pop(ref)
+            try:
+                unroll = ray.get(ref)
+            except RayError as e:
+                self._restart(i, e)
+                continue
+            self.init_failures[i] = 0
+            out.append(unroll)
+            self.pending[self.actors[i].unroll.remote(self.weights_ref)] = i
+        return out
+
+    def queue_depth(self) -> int:
+        return len(self.pending)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mode": "ray", "incarnations": list(self.incarnations), "restarts": self.restarts}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        # Actors of a resumed run are new incarnations: fresh episodes, fresh seeds.
+        previous = state.get("incarnations", [])
+        for i in range(self.num_actors):
+            self.incarnations[i] = (previous[i] + 1) if i < len(previous) else 0
+
+    def close(self) -> None:
+        for actor in self.actors:
+            if actor is not None:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except RayError:
+                    pass
+        self.pending.clear()

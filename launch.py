@@ -1,0 +1,214 @@
+"""impala-mu's entry point.
+
+    python launch.py train [--config configs/NAME.yaml] [key=value ...]
+
+Trains on the embedded suite by default (``configs/embedded.yaml``). Running the same
+command again with the same ``logdir`` resumes from its newest checkpoint; a larger
+``total_frames`` extends the run. SIGTERM / SIGINT write a checkpoint and exit
+(status 143 / 130), so a preempted job resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any, Sequence
+
+import torch
+
+log = logging.getLogger("impala_mu")
+
+EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={name!r} but this machine has no CUDA device; use device=auto or device=cpu")
+    return device
+
+
+def build_suite(cfg: Any):
+    from envs.suites import get_suite
+
+    suite = get_suite(cfg.env.suite, **cfg.env.options)
+    names = [t.name for t in suite.tasks]
+    for name in cfg.env.tasks:
+        if name not in names:
+            raise ConfigError(f"env.tasks names {name!r}, which is not a task of suite {cfg.env.suite!r}; "
+                              f"its tasks are: {', '.join(names)}")
+    task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
+    return suite, task_ids
+
+
+def check_resume(cfg: Any, saved: dict[str, Any]) -> list[str]:
+    """Refuses a checkpoint made with an incompatible config; returns the other changed keys."""
+    from configs.schema import config_from_dict, incompatible_changes
+
+    saved_cfg = config_from_dict(saved)
+    bad, other = incompatible_changes(saved_cfg, cfg)
+    if bad:
+        a, b = saved_cfg.to_dict(), cfg.to_dict()
+        details = "; ".join(f"{k}: checkpoint {_get(a, k)!r} vs now {_get(b, k)!r}" for k in bad)
+        raise ConfigError(f"cannot resume from {cfg.run.logdir}: its checkpoint was made with an incompatible "
+                          f"config ({details}). Use another logdir for a new run, or the checkpoint's settings.")
+    return other
+
+
+def _get(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
+    from actors.actor import ActorCore, assign_tasks
+
+    def actor_args(actor_id: int, incarnation: int) -> dict[str, Any]:
+        return dict(suite=suite, agent_config=cfg.agent,
+                    task_ids=assign_tasks(task_ids, actor_id, cfg.actors.envs_per_actor),
+                    unroll_length=cfg.learner.unroll_length, seed=cfg.run.seed, actor_id=actor_id,
+                    incarnation=incarnation, torch_threads=cfg.actors.torch_threads)
+
+    if cfg.run.mode == "serial":
+        from actors.serial import SerialSource
+
+        return SerialSource(lambda i, inc: ActorCore(**actor_args(i, inc)), cfg.actors.num_actors)
+    from actors.ray_source import RaySource
+
+    return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
+                     max_restarts=cfg.actors.max_restarts, cpus_per_actor=cfg.actors.cpus_per_actor,
+                     on_event=on_event)
+
+
+def start_ray(cfg: Any) -> bool:
+    """Connects to ``ray_address`` or starts a local Ray sized to the machine. True if we started it."""
+    import ray
+
+    need = cfg.actors.num_actors * cfg.actors.cpus_per_actor
+    if cfg.run.ray_address:
+        ray.init(address=cfg.run.ray_address, logging_level=logging.WARNING, log_to_driver=True)
+        have = ray.cluster_resources().get("CPU", 0)
+        if have < need:
+            ray.shutdown()
+            raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have:g} CPUs but num_actors x "
+                              f"cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
+        return False
+    # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
+             logging_level=logging.WARNING)
+    return True
+
+
+def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
+          on_step=None, install_signal_handlers: bool = True) -> str:
+    """Runs (or resumes) training as configured. Returns "done" or the stop reason."""
+    from agent import Agent
+    from configs.schema import save_yaml
+    from learner.checkpoint import Checkpointer
+    from learner.loop import TrainLoop
+    from learner.report import Reporter
+    from learner.step import Learner
+
+    device = resolve_device(cfg.run.device)
+    if suite is None:
+        suite, task_ids = build_suite(cfg)
+    task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
+    logdir = cfg.run.logdir
+    checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
+    loaded = checkpointer.load_latest()             # before anything is written: refuse early
+    changed = check_resume(cfg, loaded[0]["config"]) if loaded else []
+    if loaded and loaded[0]["frames"] >= cfg.run.total_frames:
+        raise ConfigError(f"{logdir} already holds a run at {loaded[0]['frames']:,} frames >= "
+                          f"total_frames={cfg.run.total_frames:,}; raise total_frames to extend it")
+    os.makedirs(logdir, exist_ok=True)
+    save_yaml(cfg, os.path.join(logdir, "config.yaml"))
+
+    if cfg.run.learner_threads:
+        torch.set_num_threads(cfg.run.learner_threads)
+    torch.manual_seed(cfg.run.seed)
+    agent = Agent(cfg.agent, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
+                  frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+    learner = Learner(agent, cfg.learner, total_frames=cfg.run.total_frames,
+                      action_repeat=suite.action_repeat, device=device)
+    reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
+                        report_every_seconds=cfg.run.report_every_seconds,
+                        score_window=cfg.run.score_window_episodes,
+                        start_frames=loaded[0]["frames"] if loaded else 0)
+    started_ray = False
+    source = None
+    try:
+        if cfg.run.mode == "ray":
+            started_ray = start_ray(cfg)
+        source = make_source(cfg, suite, task_ids, reporter.event)
+        loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
+                         config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
+                         batch_size=cfg.learner.batch_size,
+                         checkpoint_every_seconds=cfg.run.checkpoint_every_seconds,
+                         checkpoint_every_frames=cfg.run.checkpoint_every_frames)
+        if loaded:
+            loop.load_state_dict(loaded[0])
+            reporter.event("resume", path=str(loaded[1]), frames=learner.num_frames,
+                           updates=learner.num_updates, changed=",".join(changed) or "-")
+        if install_signal_handlers:
+            _install_signal_handlers(loop)
+        reporter.event("start", device=str(device), mode=cfg.run.mode, suite=cfg.env.suite,
+                       head=cfg.agent.head, total_frames=cfg.run.total_frames,
+                       parameters=sum(p.numel() for p in agent.parameters()))
+        return loop.run(on_step=on_step)
+    finally:
+        if source is not None:
+            source.close()
+        reporter.close()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _install_signal_handlers(loop: Any) -> None:
+    def handler(signum, _frame):
+        name = signal.Signals(signum).name
+        if loop.stop_reason is not None:      # second signal: stop now, without a checkpoint
+            raise KeyboardInterrupt(name)
+        loop.stop_reason = name
+        print(f"\n{name} received: finishing this step, writing a checkpoint, then exiting "
+              f"(send it again to exit without a checkpoint)", file=sys.stderr, flush=True)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train (or resume) an agent")
+    p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="overrides: section.field=value or a short key (logdir, total_frames, head, ...)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from configs.schema import load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        reason = train(cfg)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return EXIT_CODES.get(reason, 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

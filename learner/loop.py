@@ -1,0 +1,124 @@
+"""The learner loop: unrolls in, learner steps, weights out, reports and checkpoints.
+
+The loop does not know where unrolls come from: a *source* (``actors.serial.SerialSource``
+in-process, ``actors.ray_source.RaySource`` over Ray) provides
+
+* ``start(version, weights)``: begin acting with these weights;
+* ``get() -> list[Unroll]``: the unrolls that have arrived (oldest first; may be empty
+  after a short wait, so the loop can notice a stop request);
+* ``publish(version, weights)``: new weights, picked up by actors at unroll boundaries;
+* ``queue_depth() -> int``, ``state_dict()`` / ``load_state_dict()`` (what a resume needs),
+  ``close()``; and it calls ``on_event(kind, **fields)`` for restarts.
+
+On CUDA the step is asynchronous (no host syncs inside it), so stacking and copying
+the next batch overlaps the GPU work of the previous one.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from learner.batching import Batcher, to_device
+from learner.checkpoint import Checkpointer
+from learner.report import Reporter
+from learner.step import Learner
+
+
+def host_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The module's parameters and buffers as host numpy arrays (what actors load)."""
+    return {k: v.detach().to("cpu", copy=True).numpy() for k, v in module.state_dict().items()}
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class TrainLoop:
+    def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
+                 config_dict: dict[str, Any], total_frames: int, batch_size: int,
+                 checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0) -> None:
+        self.learner = learner
+        self.source = source
+        self.reporter = reporter
+        self.checkpointer = checkpointer
+        self.config_dict = config_dict
+        self.total_frames = total_frames
+        self.batcher = Batcher(batch_size)
+        self.every_seconds = checkpoint_every_seconds
+        self.every_frames = checkpoint_every_frames
+        self.stop_reason: str | None = None   # set (e.g. by a signal handler) to stop after the current step
+        self._last_ckpt_time = time.monotonic()
+        self._last_ckpt_frames = learner.num_frames
+
+    # ------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "config": self.config_dict,
+            "learner": self.learner.state_dict(),
+            "source": self.source.state_dict(),
+            "batcher": list(self.batcher.queue),
+            "reporter": self.reporter.state_dict(),
+            "rng": rng_state(),
+            "frames": self.learner.num_frames,
+            "updates": self.learner.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.source.load_state_dict(state["source"])
+        self.batcher.queue.clear()
+        self.batcher.columns = 0
+        self.batcher.add(state["batcher"])
+        self.reporter.load_state_dict(state["reporter"])
+        set_rng_state(state["rng"])
+        self._last_ckpt_frames = self.learner.num_frames
+
+    def save_checkpoint(self, why: str) -> None:
+        path = self.checkpointer.save(self.state_dict(), self.learner.num_updates)
+        self._last_ckpt_time = time.monotonic()
+        self._last_ckpt_frames = self.learner.num_frames
+        self.reporter.event("checkpoint", path=str(path), frames=self.learner.num_frames,
+                            updates=self.learner.num_updates, why=why)
+
+    def _checkpoint_due(self) -> bool:
+        if self.every_seconds and time.monotonic() - self._last_ckpt_time >= self.every_seconds:
+            return True
+        return bool(self.every_frames) and self.learner.num_frames - self._last_ckpt_frames >= self.every_frames
+
+    # ------------------------------------------------------------ the loop
+    def run(self, on_step: Callable[["TrainLoop"], None] | None = None) -> str:
+        """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason)."""
+        learner = self.learner
+        self.source.start(learner.num_updates, host_weights(learner.agent))
+        while learner.num_frames < self.total_frames and self.stop_reason is None:
+            unrolls = self.source.get()
+            for u in unrolls:
+                self.reporter.add_episodes(u.episodes)
+            self.batcher.add(unrolls)
+            while self.batcher.ready() and learner.num_frames < self.total_frames and self.stop_reason is None:
+                fields, versions = self.batcher.take()
+                metrics = learner.step(to_device(fields, learner.device))
+                self.source.publish(learner.num_updates, host_weights(learner.agent))
+                lag = float(np.mean(learner.num_updates - 1 - versions))
+                self.reporter.add_step(metrics, lag, self.source.queue_depth())
+                if on_step is not None:
+                    on_step(self)
+                if self.reporter.due():
+                    self.reporter.report(learner.num_frames, learner.num_updates)
+                if self._checkpoint_due():
+                    self.save_checkpoint("periodic")
+        reason = self.stop_reason or "done"
+        self.reporter.report(learner.num_frames, learner.num_updates)
+        self.save_checkpoint(reason)
+        return reason

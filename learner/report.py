@@ -1,0 +1,200 @@
+"""Progress reporting: TensorBoard, ``metrics.jsonl``, ``events.jsonl`` and the terminal.
+
+Every report (each ``report_every_seconds``) writes the same numbers three ways:
+TensorBoard scalars (step = env frames), one JSON object per line in
+``metrics.jsonl``, and a progress line (redrawn in place on a TTY, plain lines
+otherwise). Learner metrics arrive as device tensors and are summed on the device;
+they are copied to the host only when a report is written.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import deque
+from typing import Any, Mapping, Sequence, TextIO
+
+import torch
+
+from agent.types import EpisodeStat
+
+
+class Reporter:
+    def __init__(self, suite: Any, task_ids: Sequence[int], logdir: str, *, total_frames: int,
+                 report_every_seconds: float, score_window: int, stream: TextIO | None = None,
+                 start_frames: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imported here: tensorboard is heavy
+
+        self.suite = suite
+        self.task_ids = list(task_ids)
+        self.logdir = logdir
+        self.total_frames = total_frames
+        self.every = report_every_seconds
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.writer = SummaryWriter(logdir)
+        self.metrics_file = open(os.path.join(logdir, "metrics.jsonl"), "a", buffering=1)
+        self.events_file = open(os.path.join(logdir, "events.jsonl"), "a", buffering=1)
+        self.returns = {t: deque(maxlen=score_window) for t in self.task_ids}
+        self.lengths = {t: deque(maxlen=score_window) for t in self.task_ids}
+        self.episodes = {t: 0 for t in self.task_ids}
+        self.actor_restarts = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._steps = 0
+        self._lag_sum = 0.0
+        self._queue_sum = 0.0
+        self._last_time = time.monotonic()
+        self._last_frames = start_frames
+        self._start_time = self._last_time
+        self._start_frames = start_frames
+
+    # ------------------------------------------------------------ inputs
+    def add_episodes(self, episodes: Sequence[EpisodeStat]) -> None:
+        for ep in episodes:
+            if ep.task_id in self.returns:
+                self.returns[ep.task_id].append(ep.episode_return)
+                self.lengths[ep.task_id].append(ep.length)
+                self.episodes[ep.task_id] += 1
+
+    def add_step(self, metrics: Mapping[str, torch.Tensor], policy_lag: float, queue_depth: int) -> None:
+        for k, v in metrics.items():
+            v = v.detach().float()
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+        self._steps += 1
+        self._lag_sum += policy_lag
+        self._queue_sum += queue_depth
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """An occurrence worth keeping (actor restart, checkpoint, resume): events.jsonl and the terminal."""
+        if kind == "actor_restart":
+            self.actor_restarts += 1
+        record = {"time": time.time(), "event": kind, **fields}
+        self.events_file.write(json.dumps(record) + "\n")
+        self._print(f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items()), newline=True)
+
+    # ------------------------------------------------------------ scores
+    def task_name(self, task_id: int) -> str:
+        return self.suite.tasks[task_id].name
+
+    def scores(self) -> tuple[dict[str, dict[str, float]], float | None, float | None]:
+        per_task, normalized = {}, []
+        for t in self.task_ids:
+            if not self.returns[t]:
+                continue
+            ret = sum(self.returns[t]) / len(self.returns[t])
+            score = self.suite.normalized_score(t, ret)
+            normalized.append(score)
+            per_task[self.task_name(t)] = {
+                "return": ret, "score": score, "episodes": self.episodes[t],
+                "length": sum(self.lengths[t]) / len(self.lengths[t]),
+            }
+        if len(normalized) < len(self.task_ids):
+            return per_task, None, None   # not every task has finished an episode yet
+        capped = sum(min(s, 100.0) for s in normalized) / len(normalized)
+        return per_task, capped, sum(normalized) / len(normalized)
+
+    # ------------------------------------------------------------ output
+    def due(self) -> bool:
+        return time.monotonic() - self._last_time >= self.every
+
+    def report(self, frames: int, updates: int) -> dict[str, Any]:
+        now = time.monotonic()
+        fps = (frames - self._last_frames) / max(now - self._last_time, 1e-9)
+        elapsed = now - self._start_time
+        avg_fps = (frames - self._start_frames) / max(elapsed, 1e-9)
+        per_task, capped, uncapped = self.scores()
+        learner = {k: (v / self._steps).item() for k, v in self._sums.items()} if self._steps else {}
+        record: dict[str, Any] = {
+            "time": time.time(), "frames": frames, "updates": updates, "fps": fps,
+            "mean_capped_score": capped, "mean_uncapped_score": uncapped,
+            "policy_lag": self._lag_sum / self._steps if self._steps else None,
+            "queue_depth": self._queue_sum / self._steps if self._steps else None,
+            "actor_restarts": self.actor_restarts, "tasks": per_task, "learner": learner,
+        }
+        self.metrics_file.write(json.dumps(_finite(record)) + "\n")
+        self._write_tensorboard(record, frames)
+        self._print(self._progress_line(record, avg_fps), newline=not self.tty)
+        self._sums, self._steps, self._lag_sum, self._queue_sum = {}, 0, 0.0, 0.0
+        self._last_time, self._last_frames = now, frames
+        return record
+
+    def _write_tensorboard(self, r: Mapping[str, Any], step: int) -> None:
+        w = self.writer
+        w.add_scalar("throughput/frames_per_second", r["fps"], step)
+        w.add_scalar("actors/restarts", r["actor_restarts"], step)
+        for key in ("mean_capped_score", "mean_uncapped_score"):
+            if r[key] is not None:
+                w.add_scalar(f"score/{key}", r[key], step)
+        for key in ("policy_lag", "queue_depth"):
+            if r[key] is not None:
+                w.add_scalar(f"actors/{key}", r[key], step)
+        for name, v in r["tasks"].items():
+            w.add_scalar(f"task/{name}/episode_return", v["return"], step)
+            w.add_scalar(f"task/{name}/normalized_score", v["score"], step)
+            w.add_scalar(f"task/{name}/episode_length", v["length"], step)
+        for key, value in r["learner"].items():
+            w.add_scalar(f"learner/{key}", value, step)
+        w.flush()
+
+    def _progress_line(self, r: Mapping[str, Any], avg_fps: float) -> str:
+        frames = r["frames"]
+        left = max(self.total_frames - frames, 0) / avg_fps if avg_fps > 0 else float("inf")
+        score = "n/a" if r["mean_capped_score"] is None else f"{r['mean_capped_score']:.1f}"
+        tasks = " ".join(f"{n}={v['return']:.2f}" for n, v in r["tasks"].items())
+        return (f"frames {_si(frames)}/{_si(self.total_frames)} ({100 * frames / self.total_frames:.1f}%) | "
+                f"{r['fps']:,.0f} f/s | left {_duration(left)} | capped score {score} | "
+                f"restarts {r['actor_restarts']} | {tasks}")
+
+    def _print(self, text: str, newline: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if newline else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.writer.close()
+        self.metrics_file.close()
+        self.events_file.close()
+
+    # ------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": {t: list(d) for t, d in self.returns.items()},
+                "lengths": {t: list(d) for t, d in self.lengths.items()},
+                "episodes": dict(self.episodes), "actor_restarts": self.actor_restarts}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for t in self.task_ids:
+            self.returns[t].extend(state["returns"].get(t, []))
+            self.lengths[t].extend(state["lengths"].get(t, []))
+            self.episodes[t] = state["episodes"].get(t, 0)
+        self.actor_restarts = state["actor_restarts"]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/Infinity: non-finite floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _si(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

@@ -1,0 +1,72 @@
+"""Shared test helpers: tiny configs and reading a run's outputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# A small, fast network and learner; every end-to-end test starts from these.
+TINY = [
+    "torso=small", "agent.core_size=32", "agent.torso_out=32", "agent.context_size=8", "agent.context_hidden=16",
+    "batch_size=4", "unroll_length=8", "run.report_every_seconds=1", "run.checkpoint_every_seconds=0",
+    "device=cpu",
+]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def launch(args: list[str], **kwargs) -> subprocess.Popen:
+    """Starts `python launch.py train ARGS` in its own process group, output to a log file."""
+    log = open(kwargs.pop("log"), "w")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "train", *args], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, **kwargs)
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} while waiting for {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """Ends a launched run and everything it started (Ray workers included)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return tmp_path / "run"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """2-core machines: torch's default of one thread per core fights the actors and other tests."""
+    import torch
+
+    torch.set_num_threads(1)
