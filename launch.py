@@ -39,7 +39,10 @@ def resolve_device(name: str) -> torch.device:
 def build_suite(cfg: Any):
     from envs.suites import get_suite
 
-    suite = get_suite(cfg.env.suite, **cfg.env.options)
+    try:
+        suite = get_suite(cfg.env.suite, **cfg.env.options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
     names = [t.name for t in suite.tasks]
     for name in cfg.env.tasks:
         if name not in names:

@@ -18,7 +18,7 @@ import gymnasium as gym
 from envs import dmlab30, embedded
 from envs.instructions import MAX_WORDS
 
-SUITE_NAMES = ("embedded", "dmlab30")
+SUITE_NAMES = ("embedded", "dmlab30", "peer_doorkey")
 DMLAB_FRAME_SHAPE = (72, 96, 3)  # height, width, channels of DMLab-30 frames
 
 
@@ -165,14 +165,24 @@ def _embedded_suite(tile_size: int = embedded.DEFAULT_TILE_SIZE) -> Suite:
                  instruction_length=MAX_WORDS, action_repeat=1)
 
 
+def _peer_doorkey_suite() -> Suite:
+    from envs import peer
+
+    task = TaskSpec(name="doorkey_5x5", task_id=0, human_score=peer.SOLVED_SCORE,
+                    random_score=peer.RANDOM_SCORE, family="keys_doors", factory=peer.make_env)
+    return Suite("peer_doorkey", (task,), num_actions=peer.NUM_ACTIONS, frame_shape=peer.FRAME_SHAPE,
+                 instruction_length=MAX_WORDS, action_repeat=1)
+
+
 _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
     "embedded": (_embedded_suite, ("tile_size",)),
     "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat")),
+    "peer_doorkey": (_peer_doorkey_suite, ()),
 }
 
 
 def get_suite(name: str, **options: Any) -> Suite:
-    """The suite ``name`` ("embedded" | "dmlab30").
+    """The suite ``name`` ("embedded" | "dmlab30" | "peer_doorkey", the workload of ../shared/peers).
 
     embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
     dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),

@@ -33,6 +33,45 @@ def host_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().to("cpu", copy=True).numpy() for k, v in module.state_dict().items()}
 
 
+class WeightSnapshot:
+    """Copies the agent's weights to host buffers without waiting for the device.
+
+    ``take(version)`` queues the copies (on CUDA: asynchronous, into pinned buffers reused
+    across updates, followed by an event); ``result()`` waits for them and returns
+    ``(version, {name: array})``. The loop takes a snapshot right after a step and publishes it
+    only when it must (before waiting for actors, or before the next step), so on a GPU the
+    next batch is stacked and copied while the step still runs.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.buffers: dict[str, torch.Tensor] | None = None
+        self.event = None
+        self.version: int | None = None
+
+    def take(self, version: int) -> None:
+        state = self.module.state_dict()
+        if self.buffers is None:
+            pin = any(v.is_cuda for v in state.values())
+            self.buffers = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=pin) for k, v in state.items()}
+        for k, v in state.items():
+            self.buffers[k].copy_(v.detach(), non_blocking=True)
+        if any(v.is_cuda for v in state.values()):
+            self.event = torch.cuda.Event()
+            self.event.record()
+        self.version = version
+
+    def result(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The pending snapshot (once), or None if there is none."""
+        if self.version is None:
+            return None
+        if self.event is not None:
+            self.event.synchronize()
+            self.event = None
+        version, self.version = self.version, None
+        return version, {k: v.numpy() for k, v in self.buffers.items()}
+
+
 def rng_state() -> dict[str, Any]:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
@@ -100,16 +139,26 @@ class TrainLoop:
     def run(self, on_step: Callable[["TrainLoop"], None] | None = None) -> str:
         """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason)."""
         learner = self.learner
+        snapshot = WeightSnapshot(learner.agent)
+
+        def publish_pending() -> None:
+            pending = snapshot.result()
+            if pending is not None:
+                self.source.publish(*pending)
+
         self.source.start(learner.num_updates, host_weights(learner.agent))
         while learner.num_frames < self.total_frames and self.stop_reason is None:
+            publish_pending()                  # actors must not wait on weights we already have
             unrolls = self.source.get()
             for u in unrolls:
                 self.reporter.add_episodes(u.episodes)
             self.batcher.add(unrolls)
             while self.batcher.ready() and learner.num_frames < self.total_frames and self.stop_reason is None:
                 fields, versions = self.batcher.take()
-                metrics = learner.step(to_device(fields, learner.device))
-                self.source.publish(learner.num_updates, host_weights(learner.agent))
+                batch = to_device(fields, learner.device)   # overlaps the previous step on a GPU
+                publish_pending()
+                metrics = learner.step(batch)
+                snapshot.take(learner.num_updates)
                 lag = float(np.mean(learner.num_updates - 1 - versions))
                 self.reporter.add_step(metrics, lag, self.source.queue_depth())
                 if on_step is not None:
@@ -118,6 +167,7 @@ class TrainLoop:
                     self.reporter.report(learner.num_frames, learner.num_updates)
                 if self._checkpoint_due():
                     self.save_checkpoint("periodic")
+        publish_pending()
         reason = self.stop_reason or "done"
         self.reporter.report(learner.num_frames, learner.num_updates)
         self.save_checkpoint(reason)

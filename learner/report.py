@@ -79,6 +79,8 @@ class Reporter:
         return self.suite.tasks[task_id].name
 
     def scores(self) -> tuple[dict[str, dict[str, float]], float | None, float | None]:
+        """(per-task stats, mean capped score, mean uncapped score); the means are None until every
+        trained task has finished an episode."""
         per_task, normalized = {}, []
         for t in self.task_ids:
             if not self.returns[t]:
@@ -109,6 +111,8 @@ class Reporter:
         record: dict[str, Any] = {
             "time": time.time(), "frames": frames, "updates": updates, "fps": fps,
             "mean_capped_score": capped, "mean_uncapped_score": uncapped,
+            "mean_episode_return": (sum(v["return"] for v in per_task.values()) / len(per_task)
+                                    if per_task else None),
             "policy_lag": self._lag_sum / self._steps if self._steps else None,
             "queue_depth": self._queue_sum / self._steps if self._steps else None,
             "actor_restarts": self.actor_restarts, "tasks": per_task, "learner": learner,
@@ -124,7 +128,7 @@ class Reporter:
         w = self.writer
         w.add_scalar("throughput/frames_per_second", r["fps"], step)
         w.add_scalar("actors/restarts", r["actor_restarts"], step)
-        for key in ("mean_capped_score", "mean_uncapped_score"):
+        for key in ("mean_capped_score", "mean_uncapped_score", "mean_episode_return"):
             if r[key] is not None:
                 w.add_scalar(f"score/{key}", r[key], step)
         for key in ("policy_lag", "queue_depth"):
