@@ -100,7 +100,12 @@ def start_ray(cfg: Any) -> bool:
 
     need = cfg.actors.num_actors * cfg.actors.cpus_per_actor
     if cfg.run.ray_address:
-        ray.init(address=cfg.run.ray_address, logging_level=logging.WARNING, log_to_driver=True)
+        _check_reachable(cfg.run.ray_address)
+        try:
+            ray.init(address=cfg.run.ray_address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"cannot join the Ray cluster at ray_address={cfg.run.ray_address!r} ({e}); start it "
+                              "with `ray start --head` (see README, 'On a cluster') or drop ray_address") from None
         have = ray.cluster_resources().get("CPU", 0)
         if have < need:
             ray.shutdown()
@@ -111,6 +116,20 @@ def start_ray(cfg: Any) -> bool:
     ray.init(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
              logging_level=logging.WARNING)
     return True
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A host:port address must accept a TCP connection (ray.init would otherwise retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return   # "auto", "ray://...": left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"nothing answers at ray_address={address!r} ({e}); start the head node with "
+                          "`ray start --head --port=PORT` (see README, 'On a cluster') or drop ray_address") from None
 
 
 def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
@@ -134,9 +153,6 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     if loaded and loaded[0]["frames"] >= cfg.run.total_frames:
         raise ConfigError(f"{logdir} already holds a run at {loaded[0]['frames']:,} frames >= "
                           f"total_frames={cfg.run.total_frames:,}; raise total_frames to extend it")
-    os.makedirs(logdir, exist_ok=True)
-    save_yaml(cfg, os.path.join(logdir, "config.yaml"))
-
     if cfg.run.learner_threads:
         torch.set_num_threads(cfg.run.learner_threads)
     torch.manual_seed(cfg.run.seed)
@@ -144,15 +160,15 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
                   frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
     learner = Learner(agent, cfg.learner, total_frames=cfg.run.total_frames,
                       action_repeat=suite.action_repeat, device=device)
-    reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
-                        report_every_seconds=cfg.run.report_every_seconds,
-                        score_window=cfg.run.score_window_episodes,
-                        start_frames=loaded[0]["frames"] if loaded else 0)
-    started_ray = False
-    source = None
+    started_ray = start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
+    source = reporter = None
     try:
-        if cfg.run.mode == "ray":
-            started_ray = start_ray(cfg)
+        os.makedirs(logdir, exist_ok=True)
+        save_yaml(cfg, os.path.join(logdir, "config.yaml"))
+        reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
+                            report_every_seconds=cfg.run.report_every_seconds,
+                            score_window=cfg.run.score_window_episodes,
+                            start_frames=loaded[0]["frames"] if loaded else 0)
         source = make_source(cfg, suite, task_ids, reporter.event)
         loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
                          config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
@@ -172,7 +188,8 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     finally:
         if source is not None:
             source.close()
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
         if started_ray:
             import ray
 
@@ -206,8 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
         reason = train(cfg)
-    except (ConfigError, ValueError) as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return EXIT_CODES.get(reason, 0)

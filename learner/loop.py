@@ -85,7 +85,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class TrainLoop:
     def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
                  config_dict: dict[str, Any], total_frames: int, batch_size: int,
-                 checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0) -> None:
+                 checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
+                 stall_seconds: float = 120.0) -> None:
         self.learner = learner
         self.source = source
         self.reporter = reporter
@@ -98,6 +99,8 @@ class TrainLoop:
         self.stop_reason: str | None = None   # set (e.g. by a signal handler) to stop after the current step
         self._last_ckpt_time = time.monotonic()
         self._last_ckpt_frames = learner.num_frames
+        self.stall_seconds = stall_seconds     # no unroll for this long: say so (e.g. actors cannot be placed)
+        self._last_arrival = time.monotonic()
 
     # ------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
@@ -135,6 +138,16 @@ class TrainLoop:
             return True
         return bool(self.every_frames) and self.learner.num_frames - self._last_ckpt_frames >= self.every_frames
 
+    def _check_stall(self, arrived: bool) -> None:
+        now = time.monotonic()
+        if arrived:
+            self._last_arrival = now
+        elif now - self._last_arrival >= self.stall_seconds:
+            self.reporter.event("stall", seconds_without_unrolls=round(now - self._last_arrival),
+                                queue_depth=self.source.queue_depth(),
+                                hint="actors may be unplaceable (too few CPUs left?) or stuck in an env")
+            self._last_arrival = now           # report again after another stall_seconds
+
     # ------------------------------------------------------------ the loop
     def run(self, on_step: Callable[["TrainLoop"], None] | None = None) -> str:
         """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason)."""
@@ -150,6 +163,7 @@ class TrainLoop:
         while learner.num_frames < self.total_frames and self.stop_reason is None:
             publish_pending()                  # actors must not wait on weights we already have
             unrolls = self.source.get()
+            self._check_stall(bool(unrolls))
             for u in unrolls:
                 self.reporter.add_episodes(u.episodes)
             self.batcher.add(unrolls)

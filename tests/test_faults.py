@@ -72,6 +72,11 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
     try:
         args = RAY + [f"logdir={run_dir}", "total_frames=100000000", f"ray_address={cluster.address}",
                       "actors.cpus_per_actor=0.5"]
+        # more actors than the cluster's CPUs can hold: refused up front, nothing written
+        too_many = launch_proc(args + ["num_actors=5"], log=tmp_path / "too_many.log")
+        assert too_many.wait(timeout=120) == 2
+        assert "has 2 CPUs but num_actors x cpus_per_actor needs 2.5" in (tmp_path / "too_many.log").read_text()
+        assert not run_dir.exists()
         proc = launch_proc(args, log=tmp_path / "log")
         started = wait_for(lambda: len(events_of(run_dir, "actor_started")) == 2 and frames_now(run_dir) > 0
                            and events_of(run_dir, "actor_started"), 240, "both actors and a report", proc)
