@@ -64,21 +64,15 @@ class GoalRoomEnv(FastViewMixin, MiniGridEnv):
         self.mission = self._gen_mission()
 
 
-class GoalLocationsEnv(FastViewMixin, MiniGridEnv):
+class GoalLocationsEnv(GoalRoomEnv):
+    """GoalRoomEnv's room, but the goal respawns after each visit (see ``step``)."""
+
     @staticmethod
     def _gen_mission() -> str:
         return "find the goal as often as you can"
 
     def __init__(self, size: int = 9, max_steps: int = 100, **kwargs):
-        super().__init__(mission_space=MissionSpace(mission_func=self._gen_mission),
-                         grid_size=size, max_steps=max_steps, see_through_walls=True, **kwargs)
-
-    def _gen_grid(self, width: int, height: int) -> None:
-        self.grid = Grid(width, height)
-        self.grid.wall_rect(0, 0, width, height)
-        self.goal_pos = tuple(int(v) for v in self.place_obj(Goal()))
-        self.place_agent()
-        self.mission = self._gen_mission()
+        super().__init__(size=size, max_steps=max_steps, **kwargs)
 
     def step(self, action):
         obs, _, terminated, truncated, info = super().step(action)
