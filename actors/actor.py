@@ -73,7 +73,7 @@ class ActorCore:
         obs = [env.reset()[0] for env in self.envs]
         return {
             "frame": np.stack([o["frame"] for o in obs]),
-            "instruction": np.stack([o["instruction"] for o in obs]).astype(np.int64),
+            "instruction": np.stack([o["instruction"] for o in obs]).astype(np.int64, copy=False),
             "reward": np.zeros(n, np.float32),
             "done": np.ones(n, bool),
             "last_action": np.zeros(n, np.int64),
@@ -121,7 +121,7 @@ class ActorCore:
                 instrs.append(obs["instruction"])
             step = {
                 "frame": np.stack(frames),
-                "instruction": np.stack(instrs).astype(np.int64),
+                "instruction": np.stack(instrs).astype(np.int64, copy=False),
                 "reward": reward,
                 "done": done,
                 "last_action": np.where(done, 0, prev["action"]).astype(np.int64),

@@ -13,8 +13,7 @@ from agent.types import Unroll
 
 
 class SerialSource:
-    def __init__(self, make_actor: Callable[[int, int], ActorCore], num_actors: int,
-                 on_event: Callable[..., None] | None = None) -> None:
+    def __init__(self, make_actor: Callable[[int, int], ActorCore], num_actors: int) -> None:
         self.actors = [make_actor(i, 0) for i in range(num_actors)]
         self.next_actor = 0
         self.version, self.weights = -1, None

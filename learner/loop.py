@@ -119,8 +119,7 @@ class TrainLoop:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.source.load_state_dict(state["source"])
-        self.batcher.queue.clear()
-        self.batcher.columns = 0
+        self.batcher = Batcher(self.batcher.batch_size)
         self.batcher.add(state["batcher"])
         self.reporter.load_state_dict(state["reporter"])
         set_rng_state(state["rng"])
