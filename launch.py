@@ -52,6 +52,15 @@ def build_suite(cfg: Any):
     return suite, task_ids
 
 
+def check_agent_fits_suite(cfg: Any, suite: Any) -> None:
+    """The instruction encoder must have a row for every word id the suite's envs emit."""
+    vocabulary = getattr(suite, "instruction_vocabulary", 0)
+    if cfg.agent.use_instruction and cfg.agent.instruction_buckets < vocabulary:
+        raise ConfigError(f"agent.instruction_buckets={cfg.agent.instruction_buckets} is smaller than suite "
+                          f"{cfg.env.suite!r}'s instruction hashing (word ids 1..{vocabulary}); set "
+                          f"agent.instruction_buckets={vocabulary} (or agent.use_instruction=false)")
+
+
 def check_resume(cfg: Any, saved: dict[str, Any]) -> list[str]:
     """Refuses a checkpoint made with an incompatible config; returns the other changed keys."""
     from configs.schema import config_from_dict, incompatible_changes
@@ -146,6 +155,7 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     if suite is None:
         suite, task_ids = build_suite(cfg)
     task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
+    check_agent_fits_suite(cfg, suite)
     logdir = cfg.run.logdir
     checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
     loaded = checkpointer.load_latest()             # before anything is written: refuse early

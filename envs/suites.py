@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import gymnasium as gym
 
 from envs import dmlab30, embedded
-from envs.instructions import MAX_WORDS
+from envs.instructions import MAX_WORDS, NUM_BUCKETS
 
 SUITE_NAMES = ("embedded", "dmlab30", "peer_doorkey")
 DMLAB_FRAME_SHAPE = (72, 96, 3)  # height, width, channels of DMLab-30 frames
@@ -67,6 +67,7 @@ class Suite:
     frame_shape: tuple[int, int, int]    # H, W, C of obs["frame"]
     instruction_length: int              # L of obs["instruction"]
     action_repeat: int                   # env frames per agent step (DMLab 4, embedded 1)
+    instruction_vocabulary: int = NUM_BUCKETS   # largest word id in obs["instruction"] (envs.instructions)
 
     def __post_init__(self) -> None:
         for index, spec in enumerate(self.tasks):

@@ -1,0 +1,154 @@
+"""Reporter and learner loop driven by a scripted source: scores, windows, policy lag, TensorBoard.
+
+The source hands the loop one unroll (B columns = one learner batch) per ``get()``, with the
+behaviour policy version and the finished episodes chosen here, so every reported number has
+a hand-computed expected value. The TensorBoard values are read back from the event files.
+"""
+import io
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import scripted_suite as ss
+from agent import Agent, AgentConfig
+from agent.types import EpisodeStat, Unroll
+from conftest import read_jsonl
+from learner import Learner, LearnerConfig
+from learner.checkpoint import Checkpointer
+from learner.loop import TrainLoop
+from learner.report import Reporter
+
+T, B = 2, 2
+# Tasks (random, human) reference returns: count0 (0, 10), count1 (1, 3), count2 (-2, 2).
+SCORES = [(0.0, 10.0), (1.0, 3.0), (-2.0, 2.0)]
+# Per get(): the version of the weights that acted, and the episodes that finished (task, return, length).
+PLAN = [
+    (0, [(0, 12.0, 5)]),                 # count0 scores 120 (above the cap)
+    (0, [(1, 0.0, 7)]),                  # count1 scores -50 (below random)
+    (1, []),
+    (1, [(2, 0.0, 3)]),                  # count2 scores 50: every task has finished an episode
+    (3, [(0, 2.0, 9), (0, 4.0, 11)]),    # window 2: count0's 12 drops out, mean 3 -> 30
+    (2, [(1, 5.0, 1)]),                  # count1 mean (0 + 5) / 2 = 2.5 -> 75
+]
+# Expected after each learner step k (update k + 1). Policy lag = updates before the step - version.
+LAGS = [0, 1, 1, 2, 1, 3]
+CAPPED = [None, None, None, (100 - 50 + 50) / 3, (30 - 50 + 50) / 3, (30 + 75 + 50) / 3]
+UNCAPPED = [None, None, None, (120 - 50 + 50) / 3, (30 - 50 + 50) / 3, (30 + 75 + 50) / 3]
+COUNT0_RETURN = [12.0, 12.0, 12.0, 12.0, 3.0, 3.0]
+COUNT0_LENGTH = [5, 5, 5, 5, 10, 10]
+COUNT1_RETURN = [None, 0.0, 0.0, 0.0, 0.0, 2.5]
+
+
+class ScriptedSource:
+    """The loop's source interface, serving PLAN; records the weights published to it."""
+
+    def __init__(self, plan, num_actions):
+        self.plan = list(plan)
+        self.rng = np.random.default_rng(0)
+        self.num_actions = num_actions
+        self.published = []
+
+    def start(self, version, weights):
+        self.publish(version, weights)
+
+    def publish(self, version, weights):
+        self.published.append(version)
+
+    def get(self):
+        if not self.plan:
+            return []
+        version, episodes = self.plan.pop(0)
+        r = self.rng
+        return [Unroll(
+            frame=r.integers(0, 256, (T + 1, B, *ss.FRAME_SHAPE), dtype=np.uint8),
+            instruction=r.integers(0, 20, (T + 1, B, ss.INSTRUCTION_LENGTH)),
+            reward=r.normal(size=(T + 1, B)).astype(np.float32), done=r.random((T + 1, B)) < 0.2,
+            last_action=r.integers(0, self.num_actions, (T + 1, B)),
+            action=r.integers(0, self.num_actions, (T + 1, B)),
+            behaviour_logits=r.normal(size=(T + 1, B, self.num_actions)).astype(np.float32),
+            task_id=r.integers(0, 3, (T + 1, B)),
+            core_h=np.zeros((B, 16), np.float32), core_c=np.zeros((B, 16), np.float32),
+            policy_version=version, actor_id=0, incarnation=0,
+            episodes=tuple(EpisodeStat(*e) for e in episodes))]
+
+    def queue_depth(self):
+        return 3
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def close(self):
+        pass
+
+
+def scalars(acc, tag):
+    """{step: first value written at that step} of a TensorBoard scalar."""
+    out = {}
+    for event in acc.Scalars(tag):
+        out.setdefault(event.step, event.value)
+    return out
+
+
+def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
+    suite = ss.counting_suite([(1,), (1,), (1,)], scores=SCORES)
+    torch.manual_seed(0)
+    agent = Agent(AgentConfig(torso="small", core_size=16, torso_out=16, instruction_buckets=100,
+                              instruction_embed=4, instruction_lstm=8),
+                  num_actions=suite.num_actions, num_tasks=3, frame_shape=suite.frame_shape,
+                  instruction_length=suite.instruction_length)
+    total = len(PLAN) * T * B
+    learner = Learner(agent, LearnerConfig(batch_size=B, unroll_length=T), total_frames=total,
+                      action_repeat=1, device="cpu")
+    source = ScriptedSource(PLAN, suite.num_actions)
+    stream = io.StringIO()
+    reporter = Reporter(suite, [0, 1, 2], str(tmp_path), total_frames=total, report_every_seconds=1e-9,
+                        score_window=2, stream=stream)
+    loop = TrainLoop(learner=learner, source=source, reporter=reporter,
+                     checkpointer=Checkpointer(tmp_path / "checkpoints"), config_dict={},
+                     total_frames=total, batch_size=B)
+    assert loop.run() == "done"
+    reporter.close()
+    assert learner.num_updates == len(PLAN)
+    assert source.published[0] == 0 and source.published[-1] <= len(PLAN)
+
+    records = read_jsonl(tmp_path / "metrics.jsonl")
+    per_update = {}
+    for r in records:
+        per_update.setdefault(r["updates"], r)          # the report right after each update
+    assert sorted(per_update) == list(range(1, len(PLAN) + 1))
+    for k in range(len(PLAN)):
+        r = per_update[k + 1]
+        assert r["frames"] == (k + 1) * T * B
+        assert r["policy_lag"] == LAGS[k], f"update {k + 1}"
+        assert r["mean_capped_score"] == pytest.approx(CAPPED[k]), f"update {k + 1}"
+        assert r["mean_uncapped_score"] == pytest.approx(UNCAPPED[k]), f"update {k + 1}"
+        tasks = r["tasks"]
+        assert tasks["count0"]["return"] == COUNT0_RETURN[k] and tasks["count0"]["length"] == COUNT0_LENGTH[k]
+        assert tasks["count0"]["score"] == pytest.approx(10 * COUNT0_RETURN[k])
+        assert tasks.get("count1", {}).get("return") == COUNT1_RETURN[k]
+        assert ("count2" in tasks) == (k >= 3)
+    assert per_update[6]["tasks"]["count0"]["episodes"] == 3       # counts every episode, not the window
+    assert per_update[6]["tasks"]["count1"]["score"] == pytest.approx(75.0)
+
+    acc = EventAccumulator(str(tmp_path)).Reload()
+    frames = [(k + 1) * T * B for k in range(len(PLAN))]
+    capped = scalars(acc, "score/mean_capped_score")
+    assert sorted(capped) == frames[3:]                                # nothing before every task finished
+    for k in range(3, len(PLAN)):
+        assert capped[frames[k]] == pytest.approx(CAPPED[k], rel=1e-6)
+    lag = scalars(acc, "actors/policy_lag")
+    assert [lag[f] for f in frames] == pytest.approx(LAGS)
+    ret = scalars(acc, "task/count0/episode_return")
+    assert [ret[f] for f in frames] == pytest.approx(COUNT0_RETURN)
+    score1 = scalars(acc, "task/count1/normalized_score")
+    assert [score1[f] for f in frames[1:]] == pytest.approx([-50.0, -50.0, -50.0, -50.0, 75.0])
+    losses = scalars(acc, "learner/total_loss")
+    assert [losses[f] for f in frames] == pytest.approx([per_update[k + 1]["learner"]["total_loss"]
+                                                         for k in range(len(PLAN))], rel=1e-6)
+    text = stream.getvalue()
+    assert "capped score n/a" in text and f"capped score {CAPPED[-1]:.1f}" in text
