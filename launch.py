@@ -1,6 +1,7 @@
 """impala-mu's entry point.
 
     python launch.py train [--config configs/NAME.yaml] [key=value ...]
+    python launch.py evaluate LOGDIR [--checkpoint PATH] [--episodes N] [--greedy] [--video K] [key=value ...]
 
 Trains on the embedded suite by default (``configs/embedded.yaml``). Running the same
 command again with the same ``logdir`` resumes from its newest checkpoint; a larger
@@ -219,6 +220,23 @@ def _install_signal_handlers(loop: Any) -> None:
         signal.signal(sig, handler)
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    """``evaluate``: the logic is ``evaluation.evaluate``; this starts Ray around it when needed."""
+    from evaluation.evaluate import prepare, run
+
+    job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
+                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides)
+    started_ray = start_ray(job.cfg) if job.cfg.run.mode == "ray" else False
+    try:
+        run(job)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,8 +245,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="overrides: section.field=value or a short key (logdir, total_frames, head, ...)")
-    args = parser.parse_args(argv)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out evaluation levels",
+                       description="Plays N episodes per task on the evaluation levels (docs/EVALUATION.md) and "
+                                   "writes LOGDIR/eval/<checkpoint>/results.json, results.csv, episodes.csv.")
+    p.add_argument("logdir", help="the training run's logdir")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint file (default: the newest in LOGDIR/checkpoints)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    p.add_argument("--envs-per-task", type=int, default=4, help="envs sharing a task's episodes (default 4)")
+    p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling from the policy")
+    p.add_argument("--video", type=int, default=0, metavar="K", help="save K episodes per task as GIFs")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (envs and action sampling)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="how to run: mode=serial|ray, num_actors=W (workers), ray_address=..., env.options.X=...")
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow evaluate's options (argparse takes positionals in one run)
+    if args.command == "evaluate" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "evaluate":
+        from evaluation.evaluate import EvaluationError
+
+        try:
+            return evaluate(args)
+        except (EvaluationError, ConfigError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     from configs.schema import load_config
 
     try:

@@ -83,11 +83,15 @@ class DmLab(gym.Env):
     ``mixerSeed='1611489005'`` (evaluation seeds disjoint from training ones).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, level: str, *, seed: int, test: bool = False, action_repeat: int = 4,
                  width: int = 96, height: int = 72, dataset_path: str | None = None,
-                 level_cache_dir: str | None = None, renderer: str = "software"):
+                 level_cache_dir: str | None = None, renderer: str = "software",
+                 render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}: DmLab renders only 'rgb_array' (or None)")
+        self.render_mode = render_mode
         if level not in dmlab30.TRAIN_TO_TEST and level not in dmlab30.HUMAN_SCORES:
             raise ValueError(f"{level!r} is not a DMLab-30 short level name; "
                              f"choices: {', '.join(dmlab30.TRAIN_LEVELS)}")
@@ -144,6 +148,12 @@ class DmLab(gym.Env):
         self._running = False
         last = {key: value.copy() for key, value in self._last_obs.items()}
         return last, reward, True, False, {}
+
+    def render(self) -> np.ndarray | None:
+        """``render_mode="rgb_array"``: a copy of the latest RGB frame (the agent's view)."""
+        if self.render_mode != "rgb_array" or self._last_obs is None:
+            return None
+        return self._last_obs["frame"].copy()
 
     def close(self) -> None:
         lab, self._lab = getattr(self, "_lab", None), None

@@ -57,6 +57,7 @@ NUM_ACTIONS = 7      # MiniGrid's actions
 VIEW_SIZE = 7        # cells per side of the egocentric view
 DEFAULT_TILE_SIZE = 4  # 28x28x3 frames (see bench/env_throughput.py and docs/ENVS.md)
 TEST_SEED_SALT = 0x600D5EED  # test=True draws layouts from a seed stream salted with this
+RENDER_TILE_SIZE = 16  # pixels per cell of render() (the whole grid, for videos)
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,14 @@ class MiniGridTask(gym.Env):
     it (``reset(seed=...)`` reseeds), so an env's episode sequence is a function of ``seed``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, env: MiniGridEnv, *, seed: int, tile_size: int = DEFAULT_TILE_SIZE,
-                 language: bool = False):
+                 language: bool = False, render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}: embedded envs render only 'rgb_array' (or None)")
         self.env = env
+        self.render_mode = render_mode
         self.language = language
         self._seed: int | None = int(seed)
         self._render = ViewRenderer(tile_size, VIEW_SIZE)
@@ -155,13 +159,20 @@ class MiniGridTask(gym.Env):
         self._done = terminated or truncated
         return self._observe(obs), float(reward), terminated, truncated, info
 
+    def render(self) -> np.ndarray | None:
+        """``render_mode="rgb_array"``: the whole grid, uint8 ``[cells * 16, cells * 16, 3]``
+        (MiniGrid's drawing, the agent's field of view highlighted); otherwise None."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self.env.get_frame(highlight=True, tile_size=RENDER_TILE_SIZE, agent_pov=False)
+
     def close(self) -> None:
         self.env.close()
 
 
-def make_task_env(name: str, *, seed: int, test: bool = False,
-                  tile_size: int = DEFAULT_TILE_SIZE) -> MiniGridTask:
+def make_task_env(name: str, *, seed: int, test: bool = False, tile_size: int = DEFAULT_TILE_SIZE,
+                  render_mode: str | None = None) -> MiniGridTask:
     """A fresh env of the embedded task ``name`` (module-level, so partials of it pickle)."""
     task = task_by_name(name)
     return MiniGridTask(task.make_minigrid(), seed=episode_seed(seed, test),
-                        tile_size=tile_size, language=task.language)
+                        tile_size=tile_size, language=task.language, render_mode=render_mode)

@@ -56,11 +56,11 @@ class _Seeded(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_env(*, seed: int, test: bool = False) -> gym.Env:
+def make_env(*, seed: int, test: bool = False, render_mode: str | None = None) -> gym.Env:
     import minigrid  # noqa: F401  (registers the MiniGrid env ids)
     from minigrid.wrappers import ImgObsWrapper, RGBImgPartialObsWrapper
 
-    env = gym.make(ENV_ID)
+    env = gym.make(ENV_ID, render_mode=render_mode)   # "rgb_array": render() draws the whole grid
     env = ImgObsWrapper(RGBImgPartialObsWrapper(env, tile_size=TILE_SIZE))
     return _Seeded(FrameDict(env), seed + (0x600D5EED if test else 0))
 

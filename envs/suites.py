@@ -30,7 +30,7 @@ class TaskSpec:
     random_score: float
     family: str = ""
     aliases: tuple[str, ...] = ()   # other names scored as this task (DMLab-30 test names)
-    # factory(seed=..., test=...) -> gym.Env, picklable; the suite wraps its envs in EpisodeStatistics
+    # factory(seed=..., test=..., [render_mode=...]) -> gym.Env, picklable; the suite wraps its envs in EpisodeStatistics
     factory: Callable[..., gym.Env] | None = field(default=None, repr=False, compare=False)
 
 
@@ -97,9 +97,13 @@ class Suite:
         raise ValueError(f"unknown task {task!r} in suite {self.name!r}; "
                          f"tasks: {', '.join(self.task_names)}")
 
-    def make_env(self, task_id: int, seed: int, *, test: bool = False) -> gym.Env:
+    def make_env(self, task_id: int, seed: int, *, test: bool = False,
+                 render_mode: str | None = None) -> gym.Env:
+        """``render_mode="rgb_array"``: ``env.render()`` returns a uint8 ``[h, w, 3]`` picture of the
+        current state (embedded: the whole grid; DMLab-30: the agent's view)."""
         spec = self.task(task_id)
-        return EpisodeStatistics(spec.factory(seed=seed, test=test), spec.task_id)
+        env = spec.factory(seed=seed, test=test, **({"render_mode": render_mode} if render_mode else {}))
+        return EpisodeStatistics(env, spec.task_id)
 
     def normalized_score(self, task: str | int, episode_return: float) -> float:
         """``100 * (return - random) / (human - random)`` in percent."""

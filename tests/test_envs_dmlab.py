@@ -306,3 +306,17 @@ def test_fake_engine_rejects_what_the_real_one_rejects(fake):
         lab.observations()
     with pytest.raises(RuntimeError):
         lab.step(np.zeros(7, np.intc))
+
+
+def test_render_rgb_array_returns_the_agent_view(fake):
+    env = get_suite("dmlab30").make_env(1, seed=2, test=True, render_mode="rgb_array")
+    assert _lab(fake).level == "contributed/dmlab30/rooms_exploit_deferred_effects_test"
+    obs, _ = env.reset()
+    picture = env.render()
+    assert picture.dtype == np.uint8 and np.array_equal(picture, obs["frame"])
+    picture[...] = 0                                   # a copy: the env's observation is untouched
+    obs, *_ = env.step(0)
+    assert np.array_equal(env.render(), obs["frame"])
+    assert get_suite("dmlab30").make_env(1, seed=2).render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        DmLab("rooms_watermaze", seed=1, render_mode="human")

@@ -255,3 +255,16 @@ def test_interfering_pair_rewards_the_same_behaviour_oppositely():
             if tg:
                 break
         assert (total_g, total_r) == (2.0, -2.0)
+
+
+def test_render_rgb_array_draws_the_whole_grid():
+    from envs.suites import get_suite
+
+    suite = get_suite("embedded")
+    env = suite.make_env(3, seed=1, render_mode="rgb_array")     # door_key: a 5x5 grid
+    env.reset()
+    before = env.render()
+    assert before.shape == (5 * 16, 5 * 16, 3) and before.dtype == np.uint8
+    env.step(0)                                                   # turn left: the agent's triangle turns
+    assert not np.array_equal(env.render(), before)
+    assert suite.make_env(3, seed=1).render() is None

@@ -1,0 +1,1 @@
+"""Evaluation of trained agents on held-out levels (``launch.py evaluate``); formats: docs/EVALUATION.md."""
