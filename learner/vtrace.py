@@ -96,18 +96,30 @@ def from_importance_weights(log_rhos: torch.Tensor, discounts: torch.Tensor, rew
     values_t_plus_1 = torch.cat([values[1:], bootstrap_value.unsqueeze(0)], dim=0)
     deltas = clipped_rhos * (rewards + discounts * values_t_plus_1 - values)
 
-    decay = discounts * cs
-    acc = torch.zeros_like(bootstrap_value)
-    vs_minus_v = []
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        acc = deltas[t] + decay[t] * acc
-        vs_minus_v.append(acc)
-    vs = torch.stack(vs_minus_v[::-1]) + values
+    vs = discounted_sums(deltas, discounts * cs) + values
 
     vs_t_plus_1 = torch.cat([vs[1:], bootstrap_value.unsqueeze(0)], dim=0)
     pg_rhos = rhos if clip_pg_rho_threshold is None else rhos.clamp(max=clip_pg_rho_threshold)
     pg_advantages = pg_rhos * (rewards + discounts * vs_t_plus_1 - values)
     return VTraceReturns(vs=vs, pg_advantages=pg_advantages)
+
+
+def discounted_sums(deltas: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
+    """``out[s] = sum_{t=s}^{T-1} (prod_{i=s}^{t-1} decay[i]) deltas[t]`` for float ``[T, B]`` inputs.
+
+    The backward recursion ``out[s] = deltas[s] + decay[s] out[s+1]`` without a loop over T (one
+    kernel per op instead of 2T, no host round trips): the weights ``W[s, t] = prod_{i=s}^{t-1}
+    decay[i]`` (t >= s, else 0) come from one cumulative product of a ``[T, T, B]`` tensor whose row s
+    is ``1`` up to column s and ``decay[t - 1]`` after it. Only products, no division, so a zero decay
+    (an episode end) gives exact zeros. Memory ``T * T * B`` floats (1.3 MB for T=100, B=32).
+    """
+    steps = deltas.shape[0]
+    shifted = torch.cat([torch.ones_like(decay[:1]), decay[:-1]])              # [T, B]: decay[t - 1]
+    upper = torch.ones(steps, steps, dtype=torch.bool, device=deltas.device).triu(1)  # t > s
+    factors = torch.where(upper.unsqueeze(-1), shifted.unsqueeze(0), torch.ones_like(shifted).unsqueeze(0))
+    weights = torch.cumprod(factors, dim=1) * upper.logical_or(
+        torch.eye(steps, dtype=torch.bool, device=deltas.device)).unsqueeze(-1)   # [s, t, B]
+    return torch.einsum("stb,tb->sb", weights, deltas)
 
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
