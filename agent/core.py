@@ -14,8 +14,8 @@ class ResettingLSTM(nn.Module):
     starts a new episode") and then updated with x_t, exactly as ``nn.LSTMCell`` (whose parameters
     this module holds as ``self.cell``) would. The input projection ``W_ih x + b`` is computed for
     all T steps in one matmul; only ``W_hh h`` and the gate non-linearities run in the time loop,
-    with no host synchronisation (the reset is a multiplication, not a branch). The cell state
-    stays float32 under autocast.
+    with no host synchronisation (the reset is a multiplication, not a branch). The agent runs
+    it in float32 (outside autocast).
     """
 
     def __init__(self, input_size: int, hidden_size: int):

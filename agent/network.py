@@ -19,6 +19,11 @@ class Agent(nn.Module):
     ``onehot(last_action[t])`` (both zeroed where ``done[t]``, see ``agent.types``) and, if
     ``cfg.use_instruction``, the instruction encoding. The core zeroes its state where ``done[t]``.
     Every per-step part (torso, instruction encoder, head) runs once over all T * B steps.
+
+    Precision: under an outer ``torch.autocast`` only the torso runs in reduced precision; the
+    instruction encoder, the core and the head always run in float32, so the policy logits (hence
+    the learner's target log-probs) and the baseline are float32 and differ from an fp32 actor's
+    only through the torso's rounding (mean |log rho| on on-policy data: tests/test_precision.py).
     """
 
     def __init__(self, cfg: AgentConfig, *, num_actions: int, num_tasks: int,
@@ -57,9 +62,10 @@ class Agent(nn.Module):
         ]
         if self.instruction is not None:
             features.append(self.instruction(inputs.instruction.flatten(0, 1)).unflatten(0, (t, b)))
-        core_input = torch.cat(features, dim=-1)                             # promotes to float32
-        core_output, core_state = self.core(core_input, new_episode, core_state)
-        logits, baseline = self.head(core_output, inputs.task_id)
+        core_input = torch.cat(features, dim=-1).float()
+        with torch.autocast(core_input.device.type, enabled=False):         # see the class docstring
+            core_output, core_state = self.core(core_input, new_episode, core_state)
+            logits, baseline = self.head(core_output, inputs.task_id)
         return AgentOutput(logits, baseline), core_state
 
     def _check(self, inputs: AgentInput) -> None:

@@ -32,12 +32,17 @@ class LearnerConfig:
     clip_rho_threshold: float | None = 1.0      # V-trace rho-bar (None = no clipping)
     clip_pg_rho_threshold: float | None = 1.0   # rho-bar for the policy-gradient advantage (None = off)
     vtrace_lambda: float = 1.0           # scales the traces: c_t = lambda * min(1, rho_t)
-    precision: str = "fp32"              # fp32 | bf16 (autocast of the agent's forward; useful on CUDA)
+    precision: str = "fp32"              # fp32 | bf16 (autocast of the torso only; V-trace, losses, optimizer fp32)
+    channels_last: bool = False          # torso convs in channels-last memory format (faster on CUDA)
+    compile: bool = False                # torch.compile the torso (pays on CUDA after a warm-up of ~1 min)
 
     def __post_init__(self) -> None:
         _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")
         for name in ("batch_size", "unroll_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

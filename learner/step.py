@@ -57,12 +57,21 @@ class Learner:
     no host copies, no branches on tensor values); the caller decides when to read the metrics.
     Each step counts ``T * B * action_repeat`` env frames; the LR used by an update is the
     schedule's value at the frames counted before it.
+
+    Fast path (``cfg``): ``precision="bf16"`` autocasts the torso only (the agent keeps core, head
+    and so the target logits in float32; V-trace, the losses and the optimizer are float32);
+    ``channels_last`` puts the torso's conv weights in channels-last memory format (its input
+    already is); ``compile`` compiles the torso in place.
     """
 
     def __init__(self, agent: nn.Module, cfg: LearnerConfig, *, total_frames: int,
                  action_repeat: int, device: torch.device | str):
         self.device = torch.device(device)
         self.agent = agent.to(self.device)
+        if cfg.channels_last:
+            self.agent.torso.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            self.agent.torso.compile()   # in place: parameter names (checkpoints, actor weights) unchanged
         self.cfg = cfg
         self.action_repeat = int(action_repeat)
         self.optimizer = build_optimizer(self.agent.parameters(), cfg)
@@ -102,6 +111,7 @@ class Learner:
             "learning_rate": torch.full((), lr, device=self.device),
             "vs_mean": returns.vs.mean(), "baseline_mean": out.values.mean(),
             "pg_advantage_mean": returns.pg_advantages.mean(), "rho_mean": rhos.mean(),
+            "log_rho_abs_mean": returns.log_rhos.abs().mean(),   # off-policyness; ~0 on on-policy data
             "rho_above_one_fraction": (rhos > 1.0).float().mean(),
             "reward_mean": out.rewards.mean(),
         }
