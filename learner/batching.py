@@ -62,12 +62,37 @@ def split(u: Unroll, k: int) -> tuple[Unroll, Unroll]:
     return part(slice(0, k), u.episodes), part(slice(k, None), ())
 
 
-def to_device(fields: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Copies a batch to ``device``; on CUDA through pinned memory, asynchronously."""
-    out = {}
-    for name, array in fields.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if device.type == "cuda":
-            tensor = tensor.pin_memory().to(device, non_blocking=True)
-        out[name] = tensor
-    return out
+class DeviceCopier:
+    """Host batches to ``device`` through two reused sets of pinned buffers (CUDA) or none (CPU).
+
+    ``copier(fields) -> {name: tensor on device}``. On CUDA each call fills the pinned set not used
+    by the previous call and queues asynchronous copies from it, followed by an event; before a set
+    is refilled (two calls later) its event is waited for, so the host never overwrites memory a
+    copy still reads, and the copy of batch k + 1 overlaps the step on batch k. On CPU the arrays
+    are wrapped without copying. Buffers are (re)allocated when a field's shape or dtype changes.
+    """
+
+    def __init__(self, device: torch.device | str, slots: int = 2) -> None:
+        self.device = torch.device(device)
+        self.slots: list[dict[str, torch.Tensor]] = [{} for _ in range(slots)]
+        self.events: list = [None] * slots
+        self.next = 0
+
+    def __call__(self, fields: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        if self.device.type != "cuda":
+            return {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in fields.items()}
+        k, self.next = self.next, (self.next + 1) % len(self.slots)
+        if self.events[k] is not None:
+            self.events[k].synchronize()          # the copy from this set two calls ago has finished
+        pinned = self.slots[k]
+        out = {}
+        for name, array in fields.items():
+            buf = pinned.get(name)
+            if buf is None or tuple(buf.shape) != array.shape or buf.numpy().dtype != array.dtype:
+                buf = pinned[name] = torch.empty(array.shape, dtype=torch.from_numpy(array[:0]).dtype,
+                                                 pin_memory=True)
+            np.copyto(buf.numpy(), array)
+            out[name] = buf.to(self.device, non_blocking=True)
+        self.events[k] = torch.cuda.Event()
+        self.events[k].record()
+        return out

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from learner.batching import Batcher, to_device
+from learner.batching import Batcher, DeviceCopier
 from learner.checkpoint import Checkpointer
 from learner.report import Reporter
 from learner.step import Learner
@@ -152,6 +152,7 @@ class TrainLoop:
         """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason)."""
         learner = self.learner
         snapshot = WeightSnapshot(learner.agent)
+        copier = DeviceCopier(learner.device)
 
         def publish_pending() -> None:
             pending = snapshot.result()
@@ -168,7 +169,7 @@ class TrainLoop:
             self.batcher.add(unrolls)
             while self.batcher.ready() and learner.num_frames < self.total_frames and self.stop_reason is None:
                 fields, versions = self.batcher.take()
-                batch = to_device(fields, learner.device)   # overlaps the previous step on a GPU
+                batch = copier(fields)   # pinned, double-buffered: overlaps the previous step on a GPU
                 publish_pending()
                 metrics = learner.step(batch)
                 snapshot.take(learner.num_updates)

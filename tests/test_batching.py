@@ -1,8 +1,10 @@
 """Batcher: exactly B columns per batch, arrival order, split unrolls, nothing lost or repeated."""
 import numpy as np
+import pytest
+import torch
 
 from agent.types import EpisodeStat, Unroll
-from learner.batching import Batcher, split
+from learner.batching import Batcher, DeviceCopier, split
 
 
 def make_unroll(tag, n, T=3, S=2, version=0):
@@ -53,3 +55,26 @@ def test_split_keeps_episode_stats_once():
     assert head.num_envs == 2 and tail.num_envs == 3
     assert len(head.episodes) + len(tail.episodes) == len(u.episodes)
     assert tail.reward[0].tolist() == [402, 403, 404]
+
+
+def test_device_copier_on_cpu_wraps_without_copying():
+    fields = {"reward": np.arange(6, dtype=np.float32).reshape(3, 2), "done": np.zeros((3, 2), bool)}
+    out = DeviceCopier("cpu")(fields)
+    assert out["reward"].dtype == torch.float32 and out["done"].dtype == torch.bool
+    fields["reward"][0, 0] = 42.0                          # shares memory: no copy on CPU
+    assert out["reward"][0, 0] == 42.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_copier_double_buffers_pinned_copies():
+    copier = DeviceCopier("cuda")
+    batches = [{"frame": np.full((3, 2, 4), k, np.uint8), "reward": np.full((3, 2), k, np.float32)}
+               for k in range(5)]
+    outs = [copier(b) for b in batches]                     # each copy reads its own pinned set
+    for b in batches:
+        b["frame"][:] = 99                                  # the host arrays are free once copied
+    for k, out in enumerate(outs):
+        assert out["frame"].is_cuda and out["frame"].dtype == torch.uint8
+        assert (out["frame"] == k).all() and (out["reward"] == k).all()
+    assert all(t.is_pinned() for slot in copier.slots for t in slot.values())
+    assert copier.slots[0]["frame"].data_ptr() != copier.slots[1]["frame"].data_ptr()
