@@ -80,7 +80,8 @@ class ActorCore:
         }
 
     @torch.no_grad()
-    def _act(self, step: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _act(self, step: Mapping[str, np.ndarray], action: np.ndarray, logits: np.ndarray) -> None:
+        """One batched forward at one step (arrays ``[n, ...]``); writes ``action`` and ``logits`` in place."""
         inputs = AgentInput(
             frame=torch.from_numpy(step["frame"][None]),
             instruction=torch.from_numpy(step["instruction"][None]),
@@ -90,52 +91,63 @@ class ActorCore:
             task_id=torch.from_numpy(self.task_ids[None]),
         )
         out, self._state = self.agent(inputs, self._state)
-        logits = out.policy_logits[0]
-        action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)[:, 0]
-        return action.numpy(), logits.numpy()
+        out_logits = out.policy_logits[0]
+        torch.from_numpy(logits).copy_(out_logits)
+        sampled = torch.multinomial(torch.softmax(out_logits, -1), 1, generator=self.generator)
+        torch.from_numpy(action).copy_(sampled[:, 0])
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """Empty ``[T+1, n, ...]`` arrays for one unroll (handed off whole, so fresh per unroll)."""
+        shape = (self.unroll_length + 1, len(self.envs))
+        return {
+            "frame": np.empty(shape + tuple(self.suite.frame_shape), np.uint8),
+            "instruction": np.empty(shape + (self.suite.instruction_length,), np.int64),
+            "reward": np.empty(shape, np.float32),
+            "done": np.empty(shape, bool),
+            "last_action": np.empty(shape, np.int64),
+            "action": np.empty(shape, np.int64),
+            "behaviour_logits": np.empty(shape + (self.suite.num_actions,), np.float32),
+        }
 
     def unroll(self) -> Unroll:
-        """Steps every env T times and returns the T+1-step unroll (step 0 = previous step T)."""
+        """Steps every env T times and returns the T+1-step unroll (step 0 = previous step T).
+
+        Every step is written in place into the unroll's ``[T+1, n, ...]`` arrays (no per-step
+        lists or stacking); the forward reads step t's rows as zero-copy tensors.
+        """
         T, n = self.unroll_length, len(self.envs)
+        buf = self._buffers()
         if self._last is None:   # first unroll: reset every env and act at step 0
-            self._last = self._reset_all()
+            first = self._reset_all()
+            for name, value in first.items():
+                buf[name][0] = value
             self._state_before_last = self._state
-            self._last["action"], self._last["behaviour_logits"] = self._act(self._last)
+            self._act(_row(buf, 0), buf["action"][0], buf["behaviour_logits"][0])
+        else:
+            for name, value in self._last.items():
+                buf[name][0] = value
         initial = self._state_before_last
-        steps = [self._last]
         episodes: list[EpisodeStat] = []
-        for _ in range(T):
-            prev = steps[-1]
-            frames, instrs = [], []
-            reward = np.zeros(n, np.float32)
-            done = np.zeros(n, bool)
+        frame, instruction, reward, done = buf["frame"], buf["instruction"], buf["reward"], buf["done"]
+        for t in range(1, T + 1):
+            actions = buf["action"][t - 1].tolist()
             for j, env in enumerate(self.envs):
-                obs, r, terminated, truncated, info = env.step(int(prev["action"][j]))
-                reward[j] = r
-                if terminated or truncated:
-                    done[j] = True
+                obs, r, terminated, truncated, info = env.step(actions[j])
+                reward[t, j] = r
+                ended = terminated or truncated
+                done[t, j] = ended
+                if ended:
                     ep = info["episode"]
                     episodes.append(EpisodeStat(int(ep["task_id"]), float(ep["return"]), int(ep["length"])))
                     obs, _ = env.reset()
-                frames.append(obs["frame"])
-                instrs.append(obs["instruction"])
-            step = {
-                "frame": np.stack(frames),
-                "instruction": np.stack(instrs).astype(np.int64, copy=False),
-                "reward": reward,
-                "done": done,
-                "last_action": np.where(done, 0, prev["action"]).astype(np.int64),
-            }
+                frame[t, j] = obs["frame"]
+                instruction[t, j] = obs["instruction"]
+            np.multiply(buf["action"][t - 1], ~done[t], out=buf["last_action"][t])
             self._state_before_last = self._state
-            step["action"], step["behaviour_logits"] = self._act(step)
-            steps.append(step)
-        self._last = steps[-1]
-        fields = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+            self._act(_row(buf, t), buf["action"][t], buf["behaviour_logits"][t])
+        self._last = {name: array[T].copy() for name, array in buf.items()}
         return Unroll(
-            frame=fields["frame"], instruction=fields["instruction"], reward=fields["reward"],
-            done=fields["done"], last_action=fields["last_action"], action=fields["action"].astype(np.int64),
-            behaviour_logits=fields["behaviour_logits"].astype(np.float32),
-            task_id=np.broadcast_to(self.task_ids, (T + 1, n)).copy(),
+            **buf, task_id=np.broadcast_to(self.task_ids, (T + 1, n)).copy(),
             core_h=initial.h.numpy().copy(), core_c=initial.c.numpy().copy(),
             policy_version=self.policy_version, actor_id=self.actor_id, incarnation=self.incarnation,
             episodes=tuple(episodes),
@@ -163,3 +175,8 @@ class ActorCore:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+def _row(buf: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
+    """Step ``t``'s agent inputs (views, no copies)."""
+    return {name: buf[name][t] for name in ("frame", "instruction", "reward", "done", "last_action")}
