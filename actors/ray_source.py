@@ -1,9 +1,11 @@
 """Distributed mode: ``ActorCore`` hosted in Ray actors, unrolls streamed to the learner.
 
-Weights travel as one versioned object per update (``ray.put``); each unroll request
-carries the newest reference and the actor loads it at the unroll boundary if it is
-newer than what it has. Each actor has at most ``unrolls_in_flight`` requests queued,
-so the object store holds a bounded number of unrolls whatever the learner's speed.
+Weights travel as one versioned object per update (``ray.put``) whose reference the learner
+hands to a small ``WeightStore`` actor; at each unroll boundary an actor asks the store for
+anything newer than what it has and loads it, so an unroll always starts from the newest
+published weights (a request queued behind another one does not carry stale weights).
+Each actor has at most ``unrolls_in_flight`` requests queued, so the object store holds a
+bounded number of unrolls whatever the learner's speed.
 
 An actor that fails (its process killed, an env raising, its node lost) makes its
 pending requests fail: they are dropped whole (a partial unroll never reaches the
@@ -25,16 +27,35 @@ from actors.actor import ActorCore
 MAX_INIT_FAILURES = 3   # an actor that cannot even be constructed this often in a row stops the run
 
 
+@ray.remote(num_cpus=0)
+class WeightStore:
+    """The newest published ``(version, [weights ref])``; the list keeps Ray from resolving the ref."""
+
+    def __init__(self) -> None:
+        self.version, self.holder = -1, None
+
+    def publish(self, version: int, holder: list) -> None:
+        if version > self.version:
+            self.version, self.holder = version, holder
+
+    def newer_than(self, version: int) -> tuple[int, list | None]:
+        """``(version, [ref])`` if the store has weights newer than ``version``, else ``(version, None)``."""
+        return (self.version, self.holder) if self.version > version else (version, None)
+
+
 @ray.remote
 class RayActor:
-    def __init__(self, actor_args: dict[str, Any]) -> None:
+    def __init__(self, actor_args: dict[str, Any], store: Any) -> None:
         self.core = ActorCore(**actor_args)
+        self.store = store
 
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
-    def unroll(self, weights: tuple[int, Mapping[str, Any]]):
-        self.core.set_weights(*weights)
+    def unroll(self):
+        version, holder = ray.get(self.store.newer_than.remote(self.core.policy_version))
+        if holder is not None:
+            self.core.set_weights(version, ray.get(holder[0]))
         return self.core.unroll()
 
 
@@ -64,24 +85,27 @@ class RaySource:
         self.actors: list[Any] = [None] * num_actors
         self.pending: dict[Any, int] = {}      # ObjectRef -> actor index, in submission order
         self.weights_ref = None
+        self.store = None
         self.info_refs: dict[Any, tuple[int, int]] = {}   # actor.info() -> (actor index, incarnation)
 
     # ------------------------------------------------------------ lifecycle
     def start(self, version: int, weights: Mapping[str, Any]) -> None:
+        self.store = WeightStore.remote()
         self.publish(version, weights)
         for i in range(self.num_actors):
             self._spawn(i)
 
     def _spawn(self, i: int) -> None:
         actor = RayActor.options(num_cpus=self.cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
-            self.actor_args(i, self.incarnations[i]))
+            self.actor_args(i, self.incarnations[i]), self.store)
         self.actors[i] = actor
         self.info_refs[actor.info.remote()] = (i, self.incarnations[i])
         for _ in range(self.in_flight):
-            self.pending[actor.unroll.remote(self.weights_ref)] = i
+            self.pending[actor.unroll.remote()] = i
 
     def publish(self, version: int, weights: Mapping[str, Any]) -> None:
-        self.weights_ref = ray.put((version, dict(weights)))
+        self.weights_ref = ray.put(dict(weights))
+        self.store.publish.remote(version, [self.weights_ref])   # calls from one caller run in order
 
     def _restart(self, i: int, error: BaseException) -> None:
         self.restarts += 1
@@ -145,7 +169,7 @@ class RaySource:
                 continue
             self.init_failures[i] = 0
             out.append(unroll)
-            self.pending[self.actors[i].unroll.remote(self.weights_ref)] = i
+            self.pending[self.actors[i].unroll.remote()] = i
         return out
 
     def queue_depth(self) -> int:
@@ -161,7 +185,7 @@ class RaySource:
             self.incarnations[i] = (previous[i] + 1) if i < len(previous) else 0
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, self.store]:
             if actor is not None:
                 try:
                     ray.kill(actor, no_restart=True)
