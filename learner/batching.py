@@ -62,6 +62,11 @@ def split(u: Unroll, k: int) -> tuple[Unroll, Unroll]:
     return part(slice(0, k), u.episodes), part(slice(k, None), ())
 
 
+def to_device(fields: dict[str, np.ndarray], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Copies one batch to ``device`` (the loop reuses a ``DeviceCopier`` instead)."""
+    return DeviceCopier(device)(fields)
+
+
 class DeviceCopier:
     """Host batches to ``device`` through two reused sets of pinned buffers (CUDA) or none (CPU).
 
