@@ -1,6 +1,7 @@
 """A suite of scripted envs whose every reward, episode end and observation is known in advance.
 
-``CountingEnv`` runs episodes of fixed lengths (``lengths``, cycled). Arriving at step ``s``
+``CountingEnv`` runs episodes of fixed lengths (``lengths``, cycled); even episodes end by
+termination, odd ones by truncation (a time limit). Arriving at step ``s``
 (1-based) of episode ``k`` (0-based) gives reward ``reward_of(k, s)``; the observation there
 has ``frame[..., 0] = k``, ``frame[..., 1] = s`` and ``instruction = [k + 1, s + 1, 0, 0]``, so a
 test can tell from any stored step which episode and step it is. The env records every action
@@ -59,7 +60,7 @@ class CountingEnv(gym.Env):
         self.step_in_episode += 1
         k, s = self.episode, self.step_in_episode
         ended = s == self.lengths[k % len(self.lengths)]
-        return observation(k, s), reward_of(k, s), ended, False, {}
+        return observation(k, s), reward_of(k, s), ended and k % 2 == 0, ended and k % 2 == 1, {}
 
 
 def counting_suite(lengths_per_task: list[tuple[int, ...]],
