@@ -9,6 +9,9 @@ branches on the head type.
   the head of its task id, so only that head gets its gradient.
 * ``taskid_mi``: ``c = relu(MLP(onehot(task_id)))``; ``(logits, value) = MI(h, c)``.
 * ``learnt_mi``: ``c = relu(MLP(h))``; ``(logits, value) = MI(h, c)``; never sees the task id.
+
+The two MI heads also expose ``contexts(h, task_id) -> c [T, B, C]`` and their layer ``mi`` (for
+the diagnostics of ``agent/diagnostics.py``).
 """
 from __future__ import annotations
 
@@ -77,9 +80,11 @@ class TaskIdMIHead(nn.Module):
         self.context = context_mlp(num_tasks, cfg.context_hidden, cfg.context_size)
         self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
 
+    def contexts(self, h: torch.Tensor, task_id: torch.Tensor) -> torch.Tensor:
+        return self.context(F.one_hot(task_id, self.num_tasks).to(h.dtype))
+
     def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        onehot = F.one_hot(task_id, self.num_tasks).to(h.dtype)
-        return _split(self.mi(h, self.context(onehot)))
+        return _split(self.mi(h, self.contexts(h, task_id)))
 
 
 class LearntMIHead(nn.Module):
@@ -90,8 +95,11 @@ class LearntMIHead(nn.Module):
         self.context = context_mlp(core_size, cfg.context_hidden, cfg.context_size)
         self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
 
+    def contexts(self, h: torch.Tensor, task_id: torch.Tensor) -> torch.Tensor:
+        return self.context(h)
+
     def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _split(self.mi(h, self.context(h)))
+        return _split(self.mi(h, self.contexts(h, task_id)))
 
 
 def build_head(cfg: AgentConfig, core_size: int, num_actions: int, num_tasks: int) -> nn.Module:

@@ -81,6 +81,25 @@ class MultiplicativeLayer(nn.Module):
         return scale.unsqueeze(-1) * nn.functional.linear(x, self.linear.weight) \
             + self.linear.bias + generated_bias
 
+    def generated_weight_norm(self, z: torch.Tensor) -> torch.Tensor:
+        """Frobenius norm of the generated matrix ``W'(z)`` (``[O, I]``): z ``[..., C]`` -> ``[...]``.
+
+        ``full``: ``||z^T W + V||^2 = ||V||^2 + 2 z.(W V) + z^T (W W^T) z`` with W flattened to
+        ``[C, I*O]`` (no ``[..., I, O]`` intermediate); ``diagonal``: ``||V diag(a)||^2 =
+        sum_i a_i^2 ||V[:, i]||^2``; ``scalar``: ``|s(z)| ||V||``.
+        """
+        v = self.linear.weight                                               # V [O, I]
+        if self.form == "full":
+            w = self.weight.reshape(self.context_features, -1)              # [C, I*O]
+            vt = v.t().reshape(-1)                                           # V^T [I, O] flattened
+            squared = (vt @ vt) + 2.0 * z @ (w @ vt) + ((z @ (w @ w.t())) * z).sum(-1)
+            return squared.clamp_min(0.0).sqrt()
+        if self.form == "diagonal":
+            gate = z @ self.gate_weight + self.gate_bias                     # a(z) [..., I]
+            return ((gate * gate) @ (v * v).sum(0)).sqrt()
+        scale = z @ self.scale_weight + self.scale_bias                      # s(z) [...]
+        return scale.abs() * v.norm()
+
     def _bilinear(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``z^T W x`` contracting x first: intermediate ``[..., C, O]`` (smaller than [..., I, O]
         whenever C < I, the usual case), one matmul plus one batched reduction."""

@@ -51,6 +51,13 @@ class Agent(nn.Module):
         return CoreState(zeros, zeros.clone())
 
     def forward(self, inputs: AgentInput, core_state: CoreState) -> tuple[AgentOutput, CoreState]:
+        core_output, core_state = self.core_outputs(inputs, core_state)
+        with torch.autocast(core_output.device.type, enabled=False):        # see the class docstring
+            logits, baseline = self.head(core_output, inputs.task_id)
+        return AgentOutput(logits, baseline), core_state
+
+    def core_outputs(self, inputs: AgentInput, core_state: CoreState) -> tuple[torch.Tensor, CoreState]:
+        """Everything before the head: (core output ``[T, B, S]``, the new core state)."""
         self._check(inputs)
         t, b = inputs.done.shape
         new_episode = inputs.done
@@ -64,9 +71,7 @@ class Agent(nn.Module):
             features.append(self.instruction(inputs.instruction.flatten(0, 1)).unflatten(0, (t, b)))
         core_input = torch.cat(features, dim=-1).float()
         with torch.autocast(core_input.device.type, enabled=False):         # see the class docstring
-            core_output, core_state = self.core(core_input, new_episode, core_state)
-            logits, baseline = self.head(core_output, inputs.task_id)
-        return AgentOutput(logits, baseline), core_state
+            return self.core(core_input, new_episode, core_state)
 
     def _check(self, inputs: AgentInput) -> None:
         """Shape and dtype checks only (no values: nothing here synchronises with the device)."""

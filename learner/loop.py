@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from agent.diagnostics import batch_diagnostics
 from learner.batching import Batcher, DeviceCopier
 from learner.checkpoint import Checkpointer
 from learner.report import Reporter
@@ -160,6 +161,7 @@ class TrainLoop:
                 self.source.publish(*pending)
 
         self.source.start(learner.num_updates, host_weights(learner.agent))
+        batch = None
         while learner.num_frames < self.total_frames and self.stop_reason is None:
             publish_pending()                  # actors must not wait on weights we already have
             unrolls = self.source.get()
@@ -178,11 +180,14 @@ class TrainLoop:
                 if on_step is not None:
                     on_step(self)
                 if self.reporter.due():
+                    self.reporter.add_diagnostics(batch_diagnostics(learner.agent, batch))
                     self.reporter.report(learner.num_frames, learner.num_updates)
                 if self._checkpoint_due():
                     self.save_checkpoint("periodic")
         publish_pending()
         reason = self.stop_reason or "done"
+        if batch is not None:                  # the last batch's head diagnostics go with the last report
+            self.reporter.add_diagnostics(batch_diagnostics(learner.agent, batch))
         self.reporter.report(learner.num_frames, learner.num_updates)
         self.save_checkpoint(reason)
         return reason

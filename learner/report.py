@@ -49,6 +49,8 @@ class Reporter:
         self._last_frames = start_frames
         self._start_time = self._last_time
         self._start_frames = start_frames
+        self._diagnostics = None        # the head's latest diagnostics (device tensors), written at report()
+        self.diagnostics_file = None    # diagnostics.jsonl, opened on the first diagnostics
 
     # ------------------------------------------------------------ inputs
     def add_episodes(self, episodes: Sequence[EpisodeStat]) -> None:
@@ -65,6 +67,10 @@ class Reporter:
         self._steps += 1
         self._lag_sum += policy_lag
         self._queue_sum += queue_depth
+
+    def add_diagnostics(self, diagnostics: Any) -> None:
+        """The head's diagnostics (``agent.diagnostics.HeadDiagnostics`` or None), for the next report."""
+        self._diagnostics = diagnostics
 
     def event(self, kind: str, **fields: Any) -> None:
         """An occurrence worth keeping (actor restart, checkpoint, resume): events.jsonl and the terminal."""
@@ -119,6 +125,8 @@ class Reporter:
         }
         self.metrics_file.write(json.dumps(_finite(record)) + "\n")
         self._write_tensorboard(record, frames)
+        if self._diagnostics is not None:
+            self._write_diagnostics(frames, updates)
         self._print(self._progress_line(record, avg_fps), newline=not self.tty)
         self._sums, self._steps, self._lag_sum, self._queue_sum = {}, 0, 0.0, 0.0
         self._last_time, self._last_frames = now, frames
@@ -142,6 +150,18 @@ class Reporter:
             w.add_scalar(f"learner/{key}", value, step)
         w.flush()
 
+    def _write_diagnostics(self, frames: int, updates: int) -> None:
+        from learner import diagnostics_log  # noqa: PLC0415
+
+        record = diagnostics_log.diagnostics_record(self._diagnostics, [t.name for t in self.suite.tasks], self.task_ids,
+                                                    frames, updates, time.time())
+        if self.diagnostics_file is None:
+            self.diagnostics_file = open(os.path.join(self.logdir, "diagnostics.jsonl"), "a", buffering=1)
+        self.diagnostics_file.write(json.dumps(record) + "\n")
+        diagnostics_log.write_tensorboard(self.writer, record, frames)
+        self.writer.flush()
+        self._diagnostics = None
+
     def _progress_line(self, r: Mapping[str, Any], avg_fps: float) -> str:
         frames = r["frames"]
         left = max(self.total_frames - frames, 0) / avg_fps if avg_fps > 0 else float("inf")
@@ -164,6 +184,8 @@ class Reporter:
         self.writer.close()
         self.metrics_file.close()
         self.events_file.close()
+        if self.diagnostics_file is not None:
+            self.diagnostics_file.close()
 
     # ------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
