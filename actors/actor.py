@@ -77,6 +77,8 @@ class ActorCore:
             "reward": np.zeros(n, np.float32),
             "done": np.ones(n, bool),
             "last_action": np.zeros(n, np.int64),
+            "truncated": np.zeros(n, bool),
+            "truncation_value": np.zeros(n, np.float32),
         }
 
     @torch.no_grad()
@@ -96,6 +98,33 @@ class ActorCore:
         sampled = torch.multinomial(torch.softmax(out_logits, -1), 1, generator=self.generator)
         torch.from_numpy(action).copy_(sampled[:, 0])
 
+    @torch.no_grad()
+    def _final_values(self, finals: list[tuple[int, dict]], reward: np.ndarray, last_action: np.ndarray,
+                      out: np.ndarray) -> None:
+        """Writes ``V(x')`` of each time-limit-truncated episode's final observation ``x'`` into ``out``
+        ``[n]`` (0 elsewhere).
+
+        ``finals`` holds (env index, final observation). One forward of those columns from the
+        LSTM state after ``x_t`` (``self._state`` before this step's ``_act``), with what the agent
+        would have seen at ``x'`` had the episode gone on: not done, last reward ``r``, last action
+        ``a_t``. The actor's own state is left unchanged (the env was reset).
+        """
+        out[:] = 0.0
+        if not finals:
+            return
+        idx = np.array([j for j, _ in finals])
+        cols = torch.from_numpy(idx)
+        inputs = AgentInput(
+            frame=torch.from_numpy(np.stack([o["frame"] for _, o in finals])[None]),
+            instruction=torch.from_numpy(np.stack([o["instruction"] for _, o in finals]).astype(np.int64)[None]),
+            reward=torch.from_numpy(reward[idx][None]),
+            done=torch.zeros(1, len(idx), dtype=torch.bool),
+            last_action=torch.from_numpy(last_action[idx][None]),
+            task_id=torch.from_numpy(self.task_ids[idx][None]),
+        )
+        values, _ = self.agent(inputs, CoreState(self._state.h[cols], self._state.c[cols]))
+        out[idx] = values.baseline[0].float().numpy()
+
     def _buffers(self) -> dict[str, np.ndarray]:
         """Empty ``[T+1, n, ...]`` arrays for one unroll (handed off whole, so fresh per unroll)."""
         shape = (self.unroll_length + 1, len(self.envs))
@@ -107,6 +136,8 @@ class ActorCore:
             "last_action": np.empty(shape, np.int64),
             "action": np.empty(shape, np.int64),
             "behaviour_logits": np.empty(shape + (self.suite.num_actions,), np.float32),
+            "truncated": np.empty(shape, bool),
+            "truncation_value": np.empty(shape, np.float32),
         }
 
     def unroll(self) -> Unroll:
@@ -129,20 +160,26 @@ class ActorCore:
         initial = self._state_before_last
         episodes: list[EpisodeStat] = []
         frame, instruction, reward, done = buf["frame"], buf["instruction"], buf["reward"], buf["done"]
+        cut = buf["truncated"]
         for t in range(1, T + 1):
             actions = buf["action"][t - 1].tolist()
+            finals: list[tuple[int, dict]] = []   # (env, final observation) of time-limit ends
             for j, env in enumerate(self.envs):
                 obs, r, terminated, truncated, info = env.step(actions[j])
                 reward[t, j] = r
                 ended = terminated or truncated
                 done[t, j] = ended
+                cut[t, j] = truncated and not terminated
                 if ended:
+                    if cut[t, j]:
+                        finals.append((j, obs))
                     ep = info["episode"]
                     episodes.append(EpisodeStat(int(ep["task_id"]), float(ep["return"]), int(ep["length"])))
                     obs, _ = env.reset()
                 frame[t, j] = obs["frame"]
                 instruction[t, j] = obs["instruction"]
             np.multiply(buf["action"][t - 1], ~done[t], out=buf["last_action"][t])
+            self._final_values(finals, reward[t], buf["action"][t - 1], buf["truncation_value"][t])
             self._state_before_last = self._state
             self._act(_row(buf, t), buf["action"][t], buf["behaviour_logits"][t])
         self._last = {name: array[T].copy() for name, array in buf.items()}

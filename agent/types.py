@@ -17,6 +17,11 @@ there:
   transition ended an episode, by termination or time limit, and the env was
   reset). When ``done[t]`` is true, ``reward[t]`` is still the last reward of the
   *finished* episode (the learner needs it), but the agent does not see it.
+* ``truncated[t]``: ``done[t]`` and the finished episode was cut by its time limit
+  (gymnasium's ``truncated``) rather than terminated; ``truncation_value[t]`` is then the
+  acting network's value ``V(x')`` of that episode's final observation ``x'`` (which the
+  unroll does not hold: ``x_t`` is already the next episode's first), else 0. The learner's
+  ``truncation_bootstrap`` option uses it.
 * ``last_action[t]``: the action taken at ``x_{t-1}`` (0 when ``done[t]``).
 * ``action[t]``, ``behaviour_logits[t]``: what the behaviour policy chose at ``x_t``.
 * ``task_id[t]``: the task the environment at this column is running.
@@ -83,7 +88,8 @@ class Unroll(NamedTuple):
     frame uint8 ``[T+1, B, H, W, C]``; instruction int64 ``[T+1, B, L]``;
     reward float32 ``[T+1, B]``; done bool ``[T+1, B]``; last_action int64 ``[T+1, B]``;
     action int64 ``[T+1, B]``; behaviour_logits float32 ``[T+1, B, A]``;
-    task_id int64 ``[T+1, B]``; core_h, core_c float32 ``[B, S]`` (the state before step 0);
+    task_id int64 ``[T+1, B]``; truncated bool ``[T+1, B]``; truncation_value float32 ``[T+1, B]``;
+    core_h, core_c float32 ``[B, S]`` (the state before step 0);
     policy_version: the learner update count of the weights that acted (one per unroll);
     actor_id and incarnation (how many times that actor has been (re)started);
     episodes: the episodes that finished inside this unroll.
@@ -97,6 +103,8 @@ class Unroll(NamedTuple):
     action: np.ndarray
     behaviour_logits: np.ndarray
     task_id: np.ndarray
+    truncated: np.ndarray
+    truncation_value: np.ndarray
     core_h: np.ndarray
     core_c: np.ndarray
     policy_version: int
@@ -116,6 +124,7 @@ class Unroll(NamedTuple):
 # Fields of Unroll that are arrays with a batch axis (axis 1 for time-major, axis 0 for core state).
 TIME_MAJOR_FIELDS = (
     "frame", "instruction", "reward", "done", "last_action", "action", "behaviour_logits", "task_id",
+    "truncated", "truncation_value",
 )
 STATE_FIELDS = ("core_h", "core_c")
 

@@ -35,12 +35,15 @@ class LearnerConfig:
     precision: str = "fp32"              # fp32 | bf16 (autocast of the torso only; V-trace, losses, optimizer fp32)
     channels_last: bool = False          # torso convs in channels-last memory format (faster on CUDA)
     compile: bool = False                # torch.compile the torso (pays on CUDA after a warm-up of ~1 min)
+    # Learning-efficiency options (not IMPALA's; off for DMLab-30, see docs/LEARNING.md):
+    advantage_normalization: bool = False  # standardise the policy-gradient advantages per batch
+    truncation_bootstrap: bool = False     # a time-limit end bootstraps from V(final obs) instead of 0
 
     def __post_init__(self) -> None:
         _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
-        for name in ("channels_last", "compile"):
+        for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")
         for name in ("batch_size", "unroll_length"):

@@ -28,6 +28,27 @@ def clip_rewards(rewards: torch.Tensor, mode: str) -> torch.Tensor:
     raise ValueError(f"reward clipping {mode!r} is not one of {', '.join(REWARD_CLIPPINGS)}")
 
 
+def normalize_advantages(advantages: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-batch standardisation ``(A - mean(A)) / (std(A) + eps)`` over all ``[T, B]`` entries
+    (population std), the default of PPO-style learners such as Sample Factory. Not IMPALA's."""
+    centred = advantages - advantages.mean()
+    return centred / (centred.square().mean().sqrt() + eps)
+
+
+def truncation_bootstrap(rewards: torch.Tensor, truncated: torch.Tensor, truncation_value: torch.Tensor,
+                         discount: float) -> torch.Tensor:
+    """Rewards with the value of a time-limit-truncated episode's final observation folded in.
+
+    Transition t arriving at a truncation has the target ``r_t + gamma V(x'_{t+1})`` where
+    ``x'_{t+1}`` is the final observation the episode was cut at (the env was reset, so the
+    unroll's ``x_{t+1}`` is the next episode's first one). With its discount already 0
+    (``done``), V-trace's ``delta_t = rho_t (r_t + gamma_t V(x_{t+1}) - V(x_t))`` gets that
+    target when ``r_t`` is replaced by ``r_t + gamma V(x'_{t+1})``; the zero discount still cuts
+    the traces there. rewards, truncated (bool), truncation_value: ``[T, B]``.
+    """
+    return rewards + discount * torch.where(truncated, truncation_value, torch.zeros_like(truncation_value))
+
+
 def policy_gradient_loss(logits: torch.Tensor, actions: torch.Tensor,
                          advantages: torch.Tensor) -> torch.Tensor:
     """``-sum log pi(a_t|x_t) * advantage_t``: logits ``[T, B, A]``, actions int64 ``[T, B]``,

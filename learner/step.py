@@ -9,7 +9,7 @@ from torch import nn
 from agent.types import AgentOutput, CoreState, agent_input_from_unroll
 from learner import vtrace
 from learner.config import LearnerConfig
-from learner.losses import Losses, clip_rewards, impala_loss
+from learner.losses import Losses, clip_rewards, impala_loss, normalize_advantages, truncation_bootstrap
 from learner.optim import LinearDecay, build_optimizer, grad_norm
 
 
@@ -30,6 +30,12 @@ def unroll_loss(output: AgentOutput, batch: dict[str, torch.Tensor], cfg: Learne
     ended one). Its value is ``baseline[t]``, its target logits ``logits[t]``; ``baseline[T]``
     = V(x_T) bootstraps. ``reward[0]``/``done[0]`` belong to the previous unroll's last
     transition and are unused here; step T's action is the next unroll's a_0.
+
+    Options (``LearnerConfig``): ``truncation_bootstrap`` gives a transition that ended its
+    episode by the time limit (``truncated[t + 1]``) the target ``r + gamma V(x')`` of the
+    episode's final observation x' (``truncation_value[t + 1]``, the acting network's value,
+    ``losses.truncation_bootstrap``) instead of IMPALA's ``r``; ``advantage_normalization``
+    standardises the policy-gradient advantages over the batch (``losses.normalize_advantages``).
     """
     logits = output.policy_logits.float()
     baseline = output.baseline.float()
@@ -37,13 +43,19 @@ def unroll_loss(output: AgentOutput, batch: dict[str, torch.Tensor], cfg: Learne
     rewards = clip_rewards(batch["reward"][1:].float(), cfg.reward_clipping)
     discounts = cfg.discount * (~batch["done"][1:]).float()
     actions = batch["action"][:steps]
+    targets = rewards
+    if cfg.truncation_bootstrap:
+        targets = truncation_bootstrap(rewards, batch["truncated"][1:], batch["truncation_value"][1:].float(),
+                                       cfg.discount)
     returns = vtrace.from_logits(
         behaviour_policy_logits=batch["behaviour_logits"][:steps].float(),
         target_policy_logits=logits[:steps], actions=actions, discounts=discounts,
-        rewards=rewards, values=baseline[:steps], bootstrap_value=baseline[steps],
+        rewards=targets, values=baseline[:steps], bootstrap_value=baseline[steps],
         clip_rho_threshold=cfg.clip_rho_threshold, clip_pg_rho_threshold=cfg.clip_pg_rho_threshold,
         lambda_=cfg.vtrace_lambda)
-    losses = impala_loss(logits[:steps], baseline[:steps], actions, returns.vs, returns.pg_advantages,
+    advantages = normalize_advantages(returns.pg_advantages) if cfg.advantage_normalization \
+        else returns.pg_advantages
+    losses = impala_loss(logits[:steps], baseline[:steps], actions, returns.vs, advantages,
                          baseline_cost=cfg.baseline_cost, entropy_cost=cfg.entropy_cost)
     return LossOutputs(losses, returns, rewards, baseline[:steps])
 

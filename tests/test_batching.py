@@ -16,7 +16,7 @@ def make_unroll(tag, n, T=3, S=2, version=0):
         instruction=np.broadcast_to(tm[..., None], (T + 1, n, 4)).astype(np.int64),
         reward=tm.copy(), done=np.zeros((T + 1, n), bool), last_action=tm.astype(np.int64),
         action=tm.astype(np.int64), behaviour_logits=np.broadcast_to(tm[..., None], (T + 1, n, 5)).copy(),
-        task_id=tm.astype(np.int64), core_h=np.broadcast_to(col[:, None], (n, S)).copy(),
+        task_id=tm.astype(np.int64), truncated=tm > 0, truncation_value=tm.copy(), core_h=np.broadcast_to(col[:, None], (n, S)).copy(),
         core_c=np.broadcast_to(col[:, None], (n, S)).copy(), policy_version=version, actor_id=tag,
         incarnation=0, episodes=(EpisodeStat(0, float(tag), 1),),
     )
@@ -36,6 +36,7 @@ def test_batches_take_columns_in_arrival_order_across_splits():
         # every field of a column comes from the same source column, state included
         assert np.array_equal(f["core_h"][:, 0], f["reward"][0])
         assert np.array_equal(f["task_id"][0], f["reward"][0].astype(np.int64))
+        assert np.array_equal(f["truncation_value"][0], f["reward"][0]) and f["truncated"].dtype == bool
         assert np.array_equal(f["frame"][0, :, 0, 0, 0], f["reward"][0].astype(np.uint8))
         assert f["reward"].shape == (4, 4) and f["core_h"].shape == (4, 2)
         assert f["behaviour_logits"].shape == (4, 4, 5) and f["instruction"].shape == (4, 4, 4)
