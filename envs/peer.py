@@ -13,6 +13,8 @@ episodes (``python -m envs.peer``); ``solved`` = 1.0, the return's upper bound (
 """
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -56,13 +58,32 @@ class _Seeded(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_env(*, seed: int, test: bool = False, render_mode: str | None = None) -> gym.Env:
+def make_env(*, seed: int, test: bool = False, render_mode: str | None = None,
+             counter_dir: str | None = None, peers_dir: str | None = None) -> gym.Env:
+    """The env; with ``counter_dir`` (and ``peers_dir``, the ``../shared/peers`` folder) every
+    step and finished episode is also counted by the peers' own ``pb_env.CountingWrapper`` into
+    ``counter_dir``, exactly as their harness counts Sample Factory's and RLlib's envs."""
     import minigrid  # noqa: F401  (registers the MiniGrid env ids)
     from minigrid.wrappers import ImgObsWrapper, RGBImgPartialObsWrapper
 
     env = gym.make(ENV_ID, render_mode=render_mode)   # "rgb_array": render() draws the whole grid
     env = ImgObsWrapper(RGBImgPartialObsWrapper(env, tile_size=TILE_SIZE))
+    if counter_dir is not None:
+        env = _counting_wrapper(peers_dir)(env, counter_dir)
     return _Seeded(FrameDict(env), seed + (0x600D5EED if test else 0))
+
+
+def _counting_wrapper(peers_dir: str | None) -> type:
+    import sys
+
+    if not peers_dir or not os.path.isfile(os.path.join(peers_dir, "pb_env.py")):
+        raise ValueError(f"env.options.peers_dir={peers_dir!r} holds no pb_env.py; set it to the "
+                         "../shared/peers folder to count frames with the peers' CountingWrapper")
+    if peers_dir not in sys.path:
+        sys.path.append(peers_dir)
+    import pb_env
+
+    return pb_env.CountingWrapper
 
 
 def _measure_random(episodes: int = 1000, seed: int = 1) -> float:

@@ -170,11 +170,13 @@ def _embedded_suite(tile_size: int = embedded.DEFAULT_TILE_SIZE) -> Suite:
                  instruction_length=MAX_WORDS, action_repeat=1)
 
 
-def _peer_doorkey_suite() -> Suite:
+def _peer_doorkey_suite(counter_dir: str | None = None, peers_dir: str | None = None) -> Suite:
     from envs import peer
 
+    factory = peer.make_env if counter_dir is None else partial(peer.make_env, counter_dir=str(counter_dir),
+                                                                peers_dir=peers_dir and str(peers_dir))
     task = TaskSpec(name="doorkey_5x5", task_id=0, human_score=peer.SOLVED_SCORE,
-                    random_score=peer.RANDOM_SCORE, family="keys_doors", factory=peer.make_env)
+                    random_score=peer.RANDOM_SCORE, family="keys_doors", factory=factory)
     return Suite("peer_doorkey", (task,), num_actions=peer.NUM_ACTIONS, frame_shape=peer.FRAME_SHAPE,
                  instruction_length=MAX_WORDS, action_repeat=1)
 
@@ -182,7 +184,7 @@ def _peer_doorkey_suite() -> Suite:
 _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
     "embedded": (_embedded_suite, ("tile_size",)),
     "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat")),
-    "peer_doorkey": (_peer_doorkey_suite, ()),
+    "peer_doorkey": (_peer_doorkey_suite, ("counter_dir", "peers_dir")),
 }
 
 
@@ -191,7 +193,8 @@ def get_suite(name: str, **options: Any) -> Suite:
 
     embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
     dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),
-    action_repeat (default 4).
+    action_repeat (default 4). peer_doorkey options: counter_dir, peers_dir (count frames and
+    episodes with the peers' own ``pb_env.CountingWrapper``, see ``envs.peer.make_env``).
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown suite {name!r}; choices: {', '.join(SUITE_NAMES)}")
