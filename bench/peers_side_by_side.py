@@ -1,11 +1,11 @@
 """Sample Factory and this project on the peers' workload (DoorKey-5x5), alternately, in one sitting.
 
     python bench/peers_side_by_side.py [--seconds 240] [--rounds 1] [--variant NAME=key=value,key=value ...]
-        [--no-sf] [--setup-sf] [--scratch DIR] [--peers-dir DIR] [--threshold 0.85] [--out FILE] [--quick]
+        [--frames N] [--no-sf] [--setup-sf] [--scratch DIR] [--peers-dir DIR] [--threshold 0.85] [--out FILE] [--quick]
 
 Each round runs Sample Factory 2.1.1 (APPO + V-trace, ``../shared/peers/peer_sf.py``) and then this
 project once per variant (``configs/peer_doorkey.yaml`` + the variant's overrides; default one
-variant ``ours`` with no overrides), every run with seed = round. Both systems are run and measured
+variant ``ours`` with no overrides), every run with seed = --first-seed + round. Both systems are run and measured
 by the peers' own harness code (``harness.run_once``): env frames are counted inside every env by
 ``pb_env.CountingWrapper`` (for this project through ``env.options.counter_dir``), frames/s over the
 window [first env step + warmup, + window], the whole process tree cleaned up by pid afterwards.
@@ -153,8 +153,9 @@ def print_table(summary: dict, threshold: float) -> None:
 
 def launch_ours(argv: list[str]) -> int:
     """The launcher the harness starts for this project: ``--seconds --counter-dir --seed`` (the harness's
-    interface) + ``--config`` + ``--peers-dir`` + overrides; runs ``launch.py train`` until --seconds after
-    its first env step, then stops it with SIGTERM (its graceful stop: exit code 143 counts as 0)."""
+    interface) + ``--config`` + ``--peers-dir`` + ``--frames`` + overrides; runs ``launch.py train`` (the
+    config's own total_frames, so its LR schedule) until --seconds after its first env step or --frames
+    counted env frames, then stops it with SIGTERM (its graceful stop: exit code 143 counts as 0)."""
     p = argparse.ArgumentParser()
     p.add_argument("--launch-ours", action="store_true")
     p.add_argument("--seconds", type=float, required=True)
@@ -162,10 +163,11 @@ def launch_ours(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", required=True)
     p.add_argument("--peers-dir", required=True)
+    p.add_argument("--frames", type=int, default=100_000_000_000)
     a, overrides = p.parse_known_args(argv)
     logdir = Path(a.counter_dir).parent / "ours"
     cmd = [sys.executable, str(ROOT / "launch.py"), "train", "--config", a.config, *overrides,
-           f"logdir={logdir}", f"seed={a.seed}", "total_frames=100000000000", "run.report_every_seconds=5",
+           f"logdir={logdir}", f"seed={a.seed}", "run.report_every_seconds=5",
            "run.checkpoint_every_seconds=0", f"env.options.counter_dir={a.counter_dir}",
            f"env.options.peers_dir={a.peers_dir}"]
     sys.path.insert(0, a.peers_dir)
@@ -175,9 +177,10 @@ def launch_ours(argv: list[str]) -> int:
     launched, first_step = time.monotonic(), None
     while proc.poll() is None:   # --seconds from the first env step (Ray's start-up not counted, as SF's)
         now = time.monotonic()
-        if first_step is None and pb_counters.read_counters(a.counter_dir)[0] > 0:
+        counted = pb_counters.read_counters(a.counter_dir)[0]
+        if first_step is None and counted > 0:
             first_step = now
-        if first_step is not None and now - first_step >= a.seconds:
+        if (first_step is not None and now - first_step >= a.seconds) or counted >= a.frames:
             break
         if first_step is None and now - launched >= STARTUP_ALLOWANCE_S:
             print(f"no env step within {STARTUP_ALLOWANCE_S} s of the launch: stopping", file=sys.stderr)
@@ -185,7 +188,7 @@ def launch_ours(argv: list[str]) -> int:
             proc.wait(timeout=90)
             return 3
         time.sleep(0.5)
-    stopped = proc.poll() is None
+    stopped = proc.poll() is None   # else it ended by itself (at --frames, or failed)
     if stopped:
         proc.send_signal(signal.SIGTERM)
     try:
@@ -199,7 +202,10 @@ def launch_ours(argv: list[str]) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=int, default=240, help="training wall time of every run")
-    p.add_argument("--rounds", type=int, default=1, help="alternations (seed = round)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="this project's runs stop at this many env frames (or --seconds, whichever first)")
+    p.add_argument("--rounds", type=int, default=1, help="alternations (seed = first seed + round)")
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--warmup", type=float, default=45.0, help="frames/s window starts this long after step 1")
     p.add_argument("--window", type=float, default=90.0, help="frames/s window length (s)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=key=value,...",
@@ -251,12 +257,13 @@ def main(argv: list[str] | None = None) -> dict:
     if sf_skipped and not a.no_sf:
         print(f"Sample Factory skipped: {sf_skipped}", file=sys.stderr)
     runs = []
-    for r in range(a.rounds):
+    for r in range(a.first_seed, a.first_seed + a.rounds):
         if not sf_skipped:
             runs.append(run_system(harness, a, "sf", "sf", r, ["--seed", str(r)]))
         for name, overrides in a.variants:
             extra = ["--launch-ours", "--config", str(Path(a.config).resolve()),
-                     "--peers-dir", str(a.peers_dir), *overrides]
+                     "--peers-dir", str(a.peers_dir), *(["--frames", str(a.frames)] if a.frames else []),
+                     *overrides]
             runs.append(run_system(harness, a, "ours", name, r, extra))
     summary = summarize(runs)
     result = {"workload": "MiniGrid-DoorKey-5x5-v0, 56x56 RGB, conv-LSTM 256, unroll 20, batch 32, 2 x 8 envs",
