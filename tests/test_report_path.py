@@ -68,7 +68,8 @@ class ScriptedSource:
             last_action=r.integers(0, self.num_actions, (T + 1, B)),
             action=r.integers(0, self.num_actions, (T + 1, B)),
             behaviour_logits=r.normal(size=(T + 1, B, self.num_actions)).astype(np.float32),
-            task_id=r.integers(0, 3, (T + 1, B)),
+            task_id=r.integers(0, 3, (T + 1, B)), truncated=np.zeros((T + 1, B), bool),
+            truncation_value=np.zeros((T + 1, B), np.float32),
             core_h=np.zeros((B, 16), np.float32), core_c=np.zeros((B, 16), np.float32),
             policy_version=version, actor_id=0, incarnation=0,
             episodes=tuple(EpisodeStat(*e) for e in episodes))]
