@@ -63,6 +63,8 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
         suite = get_suite(cfg.env.suite, **cfg.env.options)
     except (TypeError, ValueError) as e:
         raise EvaluationError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
+    if suite.name == "dmlab30":
+        _require_deepmind_lab()
     names = list(suite.task_names)
     task_ids = tuple(names.index(n) for n in cfg.env.tasks) if cfg.env.tasks else tuple(range(len(names)))
     stem = path.stem + ("-greedy" if greedy else "")
@@ -70,6 +72,15 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
                    frames=int(state["frames"]), updates=int(state["updates"]), episodes=episodes,
                    envs_per_task=envs_per_task, greedy=greedy, videos=videos, seed=seed,
                    out_dir=Path(logdir) / "eval" / stem)
+
+
+def _require_deepmind_lab() -> None:
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("deepmind_lab") is None:
+        from envs.dmlab import INSTALL_HINT  # noqa: PLC0415
+
+        raise EvaluationError(f"this checkpoint was trained on dmlab30: {INSTALL_HINT}")
 
 
 def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None) -> tuple[dict[str, Any], Path]:

@@ -35,8 +35,8 @@ class FlakySuite:
     marker: str
     fail_at: int = 30
 
-    def make_env(self, task_id, seed, *, test=False):
-        return FailOnce(self.inner.make_env(task_id, seed, test=test), self.marker, self.fail_at)
+    def make_env(self, task_id, seed, *, test=False, **kwargs):
+        return FailOnce(self.inner.make_env(task_id, seed, test=test, **kwargs), self.marker, self.fail_at)
 
     def __getattr__(self, name):
         if name.startswith("__") or name == "inner":   # during unpickling `inner` is not set yet

@@ -1,5 +1,6 @@
 """launch.py evaluate: exact episode counts, CI math, held-out seeds, greedy determinism, videos, Ray."""
 import csv
+import dataclasses
 import json
 import math
 
@@ -12,7 +13,7 @@ from conftest import TINY
 from configs.schema import load_config
 from envs.embedded import episode_seed
 from envs.suites import get_suite
-from evaluation.evaluate import EvaluationError, prepare, run
+from evaluation.evaluate import EvaluationError, make_runner, prepare, run
 from evaluation.stats import t_interval, t_quantile
 from evaluation.worker import plan_slots, split_slots
 
@@ -126,14 +127,34 @@ def test_greedy_is_deterministic_whatever_the_workers(trained):
     assert _episodes(out) == first and one["tasks"] == three["tasks"] and three["greedy"] is True
 
 
-def test_ray_mode_plays_the_same_episodes_as_serial(trained):
+def test_ray_mode_plays_the_same_episodes_as_serial_even_after_a_worker_crash(trained, tmp_path):
+    import ray
+
+    import flaky_suite
+    from evaluation.ray_runner import RayRunner
+
     serial = run(prepare(trained, episodes=2, seed=5, overrides=["mode=serial", "num_actors=2"]))
     out = trained / "eval" / prepare(trained).checkpoint.stem
     expected = _episodes(out)
-    assert launch.main(["evaluate", str(trained), "--episodes", "2", "--seed", "5", "mode=ray",
-                        "num_actors=2"]) == 0
-    assert _episodes(out) == expected
-    assert json.loads((out / "results.json").read_text())["tasks"] == serial["tasks"]
+    ray.init(num_cpus=2, include_dashboard=False)
+    ray.cloudpickle.register_pickle_by_value(flaky_suite)
+    try:
+        job = prepare(trained, episodes=2, seed=5, overrides=["mode=ray", "num_actors=2"])
+        # an env raises once, in one worker: that worker restarts and replays its slots from the start
+        flaky = dataclasses.replace(job, suite=flaky_suite.FlakySuite(job.suite, str(tmp_path / "crashed")))
+        runner = make_runner(flaky)
+        assert isinstance(runner, RayRunner)
+        assert run(flaky, runner)["tasks"] == serial["tasks"] and _episodes(out) == expected
+        assert runner.restarts == 1 and (tmp_path / "crashed").exists()
+    finally:
+        ray.shutdown()
+
+
+def test_cli_evaluates_serially(trained, capsys):
+    assert launch.main(["evaluate", str(trained), "--episodes", "1", "--greedy", "mode=serial"]) == 0
+    printed = capsys.readouterr().out
+    assert "episodes 3/3 (100%)" in printed and "mean capped score" in printed
+    assert (trained / "eval" / f"{prepare(trained).checkpoint.stem}-greedy" / "results.csv").is_file()
 
 
 def test_bad_arguments_are_refused_before_anything_is_written(trained, tmp_path, capsys):
