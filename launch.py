@@ -50,6 +50,15 @@ def build_suite(cfg: Any):
             raise ConfigError(f"env.tasks names {name!r}, which is not a task of suite {cfg.env.suite!r}; "
                               f"its tasks are: {', '.join(names)}")
     task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
+    if cfg.env.suite == "dmlab30":
+        from envs.dmlab_checks import check_dmlab30_run
+
+        try:
+            check_dmlab30_run([names[i] for i in task_ids], dataset_path=cfg.env.options.get("dataset_path"),
+                              num_actors=cfg.actors.num_actors, cpus_per_actor=cfg.actors.cpus_per_actor,
+                              ray_address=cfg.run.ray_address, oversubscribe=cfg.actors.oversubscribe)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return suite, task_ids
 
 

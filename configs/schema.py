@@ -79,6 +79,7 @@ class ActorsConfig:
     unrolls_in_flight: int = 2           # requests queued per actor: bounds the object store and the policy lag
     max_restarts: int = 100              # total actor restarts allowed before the run stops with an error
     torch_threads: int = 1               # torch threads inside each actor
+    oversubscribe: bool = False          # DMLab-30 without ray_address: allow more actors than CPUs
 
     def __post_init__(self) -> None:
         for name in ("num_actors", "envs_per_actor", "unrolls_in_flight", "torch_threads"):
@@ -127,7 +128,8 @@ RESUMABLE_CHANGES = {
     "run.report_every_seconds", "run.checkpoint_every_seconds", "run.checkpoint_every_frames",
     "run.keep_checkpoints", "run.score_window_episodes", "run.learner_threads",
     "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
-    "actors.max_restarts", "actors.torch_threads", "env.options.level_cache_dir", "env.options.renderer",
+    "actors.max_restarts", "actors.torch_threads", "actors.oversubscribe", "env.options.level_cache_dir",
+    "env.options.renderer", "env.options.log_level",
 }
 # Sections or fields whose change makes a checkpoint unusable (another network, task set or optimizer).
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "learner.optimizer")

@@ -19,12 +19,15 @@ from envs import dmlab30
 from envs.instructions import MAX_WORDS, NUM_BUCKETS, encode_instruction
 
 INSTALL_HINT = (
-    "DmLab needs DeepMind Lab's Python module `deepmind_lab`, which is not installed here. "
-    "Use the project's Docker image, which builds it: `docker build -t impala-mu .` "
-    "(or build the pip package from https://github.com/google-deepmind/lab, "
-    "python/pip_package). To run without DeepMind Lab use the embedded suite: "
-    "get_suite('embedded')."
+    "DmLab needs DeepMind Lab's Python module `deepmind_lab`, which is not installed in this Python. "
+    "Build and install it with `scripts/build_dmlab.sh --online --python .venv/bin/python` "
+    "(or `--offline DIR` from the pinned archives; ~3 min on 2 cores, see docs/DMLAB.md), or use "
+    "the project's Docker image: `docker build -t impala-mu .`. To run without DeepMind Lab use "
+    "the embedded suite: get_suite('embedded')."
 )
+# DeepMind Lab's Lua `logLevel` setting: level scripts print generated mazes and instructions at
+# INFO; "warn" (the default here) keeps warnings and errors only.
+LOG_LEVELS = ("never", "error", "warn", "info")
 _OBSERVATIONS = ["RGB_INTERLEAVED", "INSTR"]
 _ACTIONS = tuple(np.array(vector, dtype=np.intc) for vector in dmlab30.ACTION_SET)
 
@@ -68,6 +71,15 @@ class LevelCache:
             raise
 
 
+def check_log_level(log_level: str | int) -> None:
+    """``log_level`` is one of ``LOG_LEVELS`` (any case) or a positive int (more verbose)."""
+    ok = (str(log_level).lower() in LOG_LEVELS if isinstance(log_level, str)
+          else isinstance(log_level, int) and not isinstance(log_level, bool) and log_level > 0)
+    if not ok:
+        raise ValueError(f"log_level={log_level!r} is not one of {', '.join(LOG_LEVELS)} or a positive "
+                         "integer; use log_level=warn (quiet) or info (level generation logs)")
+
+
 class DmLab(gym.Env):
     """One DMLab-30 level with IMPALA's 9 discrete actions.
 
@@ -81,6 +93,9 @@ class DmLab(gym.Env):
     ``np.random.default_rng(seed)`` (``reset(seed=...)`` reseeds it), so runs reproduce.
     ``test=True`` plays the level's test variant with ``allowHoldOutLevels='true'`` and
     ``mixerSeed='1611489005'`` (evaluation seeds disjoint from training ones).
+    ``log_level`` is the engine's ``logLevel`` (default "warn": level generation stays quiet);
+    ``episode_length_seconds`` overrides the level's episode length (60 engine frames a second;
+    smoke tests), None keeps the level's.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -88,6 +103,7 @@ class DmLab(gym.Env):
     def __init__(self, level: str, *, seed: int, test: bool = False, action_repeat: int = 4,
                  width: int = 96, height: int = 72, dataset_path: str | None = None,
                  level_cache_dir: str | None = None, renderer: str = "software",
+                 log_level: str | int = "warn", episode_length_seconds: float | None = None,
                  render_mode: str | None = None):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}: DmLab renders only 'rgb_array' (or None)")
@@ -97,13 +113,20 @@ class DmLab(gym.Env):
                              f"choices: {', '.join(dmlab30.TRAIN_LEVELS)}")
         if action_repeat < 1:
             raise ValueError(f"action_repeat={action_repeat} must be >= 1")
+        check_log_level(log_level)
+        if episode_length_seconds is not None and not episode_length_seconds > 0:
+            raise ValueError(f"episode_length_seconds={episode_length_seconds!r} must be > 0 (or None: "
+                             "the level's own length)")
         try:
             import deepmind_lab  # noqa: PLC0415 (lazy: envs must import without it)
         except ImportError as e:
             raise ImportError(INSTALL_HINT) from e
         self.level = dmlab30.to_test_level(level) if test else level
         self.action_repeat = int(action_repeat)
-        config = {"width": str(int(width)), "height": str(int(height))}
+        config = {"width": str(int(width)), "height": str(int(height)),
+                  "logLevel": str(log_level).upper()}
+        if episode_length_seconds is not None:
+            config["episodeLengthSeconds"] = str(episode_length_seconds)
         if dataset_path is not None:
             config["datasetPath"] = str(dataset_path)
         if test or self.level.endswith("_test"):

@@ -139,13 +139,22 @@ def _make_dmlab(level: str, *, seed: int, test: bool = False, **options: Any) ->
 
 
 def _dmlab30_suite(dataset_path: str | None = None, level_cache_dir: str | None = None,
-                   renderer: str = "software", action_repeat: int = 4) -> Suite:
+                   renderer: str = "software", action_repeat: int = 4, log_level: str | int = "warn",
+                   episode_length_seconds: float | None = None) -> Suite:
+    from envs.dmlab import check_log_level  # noqa: PLC0415 (envs.dmlab imports no engine at import)
+
     if renderer not in ("software", "hardware"):
         raise ValueError(f"renderer={renderer!r} must be 'software' or 'hardware'")
     if not isinstance(action_repeat, int) or action_repeat < 1:
         raise ValueError(f"action_repeat={action_repeat!r} must be a positive integer")
+    check_log_level(log_level)
+    if episode_length_seconds is not None and (isinstance(episode_length_seconds, bool) or not isinstance(
+            episode_length_seconds, (int, float)) or not episode_length_seconds > 0):
+        raise ValueError(f"episode_length_seconds={episode_length_seconds!r} must be a number > 0 "
+                         "(or null: each level's own length)")
     options = dict(dataset_path=dataset_path, level_cache_dir=level_cache_dir,
-                   renderer=renderer, action_repeat=action_repeat)
+                   renderer=renderer, action_repeat=action_repeat, log_level=log_level,
+                   episode_length_seconds=episode_length_seconds)
     tasks = []
     for task_id, (train, test) in enumerate(zip(dmlab30.TRAIN_LEVELS, dmlab30.TEST_LEVELS)):
         tasks.append(TaskSpec(
@@ -183,7 +192,8 @@ def _peer_doorkey_suite(counter_dir: str | None = None, peers_dir: str | None = 
 
 _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
     "embedded": (_embedded_suite, ("tile_size",)),
-    "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat")),
+    "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat",
+                                 "log_level", "episode_length_seconds")),
     "peer_doorkey": (_peer_doorkey_suite, ("counter_dir", "peers_dir")),
 }
 
@@ -193,8 +203,10 @@ def get_suite(name: str, **options: Any) -> Suite:
 
     embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
     dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),
-    action_repeat (default 4). peer_doorkey options: counter_dir, peers_dir (count frames and
-    episodes with the peers' own ``pb_env.CountingWrapper``, see ``envs.peer.make_env``).
+    action_repeat (default 4), log_level (the engine's logLevel: "warn" (default) | "info" |
+    "error" | "never" | N), episode_length_seconds (default: each level's own; for smoke tests).
+    peer_doorkey options: counter_dir, peers_dir (count frames and episodes with the peers' own
+    ``pb_env.CountingWrapper``, see ``envs.peer.make_env``).
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown suite {name!r}; choices: {', '.join(SUITE_NAMES)}")

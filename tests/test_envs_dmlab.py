@@ -46,7 +46,7 @@ def test_constructs_the_engine_with_level_observations_and_string_config(fake):
     lab = _lab(fake)
     assert lab.level == "contributed/dmlab30/rooms_watermaze"
     assert lab.observation_names == ["RGB_INTERLEAVED", "INSTR"]
-    assert lab.config == {"width": "96", "height": "72"}
+    assert lab.config == {"width": "96", "height": "72", "logLevel": "WARN"}
     assert lab.renderer == "software" and lab.level_cache is None
 
 
@@ -54,8 +54,24 @@ def test_options_reach_the_config_as_strings(fake):
     DmLab("psychlab_continuous_recognition", seed=1, width=64, height=48,
           dataset_path="/data/brady", renderer="hardware")
     lab = _lab(fake)
-    assert lab.config == {"width": "64", "height": "48", "datasetPath": "/data/brady"}
+    assert lab.config == {"width": "64", "height": "48", "datasetPath": "/data/brady", "logLevel": "WARN"}
     assert lab.renderer == "hardware"
+
+
+@pytest.mark.parametrize("log_level, sent", [("info", "INFO"), ("NEVER", "NEVER"), (3, "3")])
+def test_log_level_and_episode_length_reach_the_engine_config(fake, log_level, sent):
+    DmLab("rooms_watermaze", seed=1, log_level=log_level, episode_length_seconds=2)
+    assert _lab(fake).config["logLevel"] == sent
+    assert _lab(fake).config["episodeLengthSeconds"] == "2"
+
+
+@pytest.mark.parametrize("bad", ["loud", 0, -1, True, None])
+def test_a_bad_log_level_is_refused_before_the_engine(fake, bad):
+    with pytest.raises(ValueError, match="log_level=.*warn"):
+        DmLab("rooms_watermaze", seed=1, log_level=bad)
+    with pytest.raises(ValueError, match="log_level"):
+        get_suite("dmlab30", log_level=bad)
+    assert fake.INSTANCES == []
 
 
 def test_test_mode_maps_to_the_test_level_with_holdout_and_mixer_seed(fake):
@@ -206,7 +222,7 @@ def test_non_language_levels_give_an_all_zero_instruction(fake):
 # ----------------------------------------------------------------------- without the engine
 def test_missing_deepmind_lab_raises_a_helpful_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "deepmind_lab", None)   # makes `import deepmind_lab` fail
-    with pytest.raises(ImportError, match=r"docker build -t impala-mu \."):
+    with pytest.raises(ImportError, match=r"scripts/build_dmlab\.sh --online .*docker build -t impala-mu \."):
         DmLab("rooms_watermaze", seed=0)
     suite = get_suite("dmlab30")                              # building the suite needs no engine
     with pytest.raises(ImportError, match="deepmind_lab"):
@@ -262,7 +278,7 @@ def test_dmlab30_suite_builds_wrapped_envs_with_its_options(fake, tmp_path):
     suite = get_suite("dmlab30", action_repeat=2, level_cache_dir=str(tmp_path), dataset_path="dummy")
     env = suite.make_env(5, seed=1)
     assert _lab(fake).level == "contributed/dmlab30/language_select_described_object"
-    assert _lab(fake).config == {"width": "96", "height": "72", "datasetPath": "dummy"}
+    assert _lab(fake).config == {"width": "96", "height": "72", "datasetPath": "dummy", "logLevel": "WARN"}
     env.reset()
     env.step(0)
     assert _calls(_lab(fake), "step")[-1]["num_steps"] == 2
