@@ -59,6 +59,32 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
+# Real DeepMind Lab: tests that need it take the `real_deepmind_lab` fixture. Without the module
+# they skip, naming the build command; where it is required (.ci/run sets IMPALA_MU_REQUIRE_DMLAB=1;
+# CI=true implies it unless IMPALA_MU_REQUIRE_DMLAB=0) they fail instead.
+DMLAB_BUILD_COMMAND = "scripts/build_dmlab.sh --offline ../shared/dmlab/sources  (or --online; docs/DMLAB.md)"
+
+
+def dmlab_required() -> bool:
+    flag = os.environ.get("IMPALA_MU_REQUIRE_DMLAB", "")
+    return flag == "1" or (flag != "0" and os.environ.get("CI", "").lower() == "true")
+
+
+@pytest.fixture(scope="session")
+def real_deepmind_lab():
+    """The real ``deepmind_lab`` module (skips, or fails where it is required, when absent)."""
+    try:
+        import deepmind_lab
+    except ImportError as e:
+        message = f"deepmind_lab is not importable ({e}); build it: {DMLAB_BUILD_COMMAND}"
+        if dmlab_required():
+            pytest.fail(f"real DeepMind Lab is required here (IMPALA_MU_REQUIRE_DMLAB/CI): {message}")
+        pytest.skip(message)
+    if getattr(deepmind_lab, "__file__", "").endswith(os.path.join("fake_deepmind_lab", "deepmind_lab.py")):
+        pytest.fail("the fake deepmind_lab is on sys.path where the real one is expected")
+    return deepmind_lab
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     return tmp_path / "run"
