@@ -132,7 +132,8 @@ def start_ray(cfg: Any) -> bool:
                               f"cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
         return False
     # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
+    # address="local": a new cluster, even where `ray start` left one running on this machine.
+    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
              logging_level=logging.WARNING)
     return True
 

@@ -136,7 +136,7 @@ def test_ray_mode_plays_the_same_episodes_as_serial_even_after_a_worker_crash(tr
     serial = run(prepare(trained, episodes=2, seed=5, overrides=["mode=serial", "num_actors=2"]))
     out = trained / "eval" / prepare(trained).checkpoint.stem
     expected = _episodes(out)
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     ray.cloudpickle.register_pickle_by_value(flaky_suite)
     try:
         job = prepare(trained, episodes=2, seed=5, overrides=["mode=ray", "num_actors=2"])

@@ -19,7 +19,7 @@ AGENT = AgentConfig(torso="small", core_size=16, torso_out=16, use_instruction=F
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
 
