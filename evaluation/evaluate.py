@@ -63,10 +63,10 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
         suite = get_suite(cfg.env.suite, **cfg.env.options)
     except (TypeError, ValueError) as e:
         raise EvaluationError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
-    if suite.name == "dmlab30":
-        _require_deepmind_lab()
     names = list(suite.task_names)
     task_ids = tuple(names.index(n) for n in cfg.env.tasks) if cfg.env.tasks else tuple(range(len(names)))
+    if suite.name == "dmlab30":
+        _check_dmlab30(cfg, [names[i] for i in task_ids])
     stem = path.stem + ("-greedy" if greedy else "")
     return EvalJob(cfg=cfg, suite=suite, task_ids=task_ids, weights=state["learner"]["model"], checkpoint=path,
                    frames=int(state["frames"]), updates=int(state["updates"]), episodes=episodes,
@@ -74,13 +74,16 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
                    out_dir=Path(logdir) / "eval" / stem)
 
 
-def _require_deepmind_lab() -> None:
-    import importlib.util  # noqa: PLC0415
+def _check_dmlab30(cfg: Any, levels: Sequence[str]) -> None:
+    """The checks of a DMLab-30 training run (engine installed, dataset, CPUs), for the workers."""
+    from envs.dmlab_checks import check_dmlab30_run  # noqa: PLC0415
 
-    if importlib.util.find_spec("deepmind_lab") is None:
-        from envs.dmlab import INSTALL_HINT  # noqa: PLC0415
-
-        raise EvaluationError(f"this checkpoint was trained on dmlab30: {INSTALL_HINT}")
+    try:
+        check_dmlab30_run(levels, dataset_path=cfg.env.options.get("dataset_path"),
+                          num_actors=cfg.actors.num_actors, cpus_per_actor=cfg.actors.cpus_per_actor,
+                          ray_address=cfg.run.ray_address, oversubscribe=cfg.actors.oversubscribe)
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
 
 
 def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None) -> tuple[dict[str, Any], Path]:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 import launch
-from conftest import TINY
+from conftest import ROOT, TINY
 from configs.schema import load_config
 from envs.embedded import episode_seed
 from envs.suites import get_suite
@@ -174,3 +174,22 @@ def test_bad_arguments_are_refused_before_anything_is_written(trained, tmp_path,
     assert launch.main(["evaluate", str(trained), "num_actorz=2"]) == 2
     after = sorted(p.name for p in (trained / "eval").iterdir()) if (trained / "eval").exists() else []
     assert after == before
+
+
+def test_a_dmlab30_checkpoint_gets_the_training_checks(tmp_path, monkeypatch):
+    from configs.schema import load_config as load
+    from learner.checkpoint import Checkpointer
+
+    import envs.dmlab_checks
+
+    cfg = load(ROOT / "configs" / "dmlab30.yaml", ["env.tasks=[rooms_watermaze]", "num_actors=1"])
+    Checkpointer(tmp_path / "checkpoints").save({"config": cfg.to_dict(), "learner": {"model": {}},
+                                                  "frames": 0, "updates": 0}, 0)
+    monkeypatch.setattr(envs.dmlab_checks, "deepmind_lab_importable", lambda: False)
+    with pytest.raises(EvaluationError, match="deepmind_lab"):
+        prepare(tmp_path)
+    monkeypatch.setattr(envs.dmlab_checks, "deepmind_lab_importable", lambda: True)
+    with pytest.raises(EvaluationError, match="num_actors=500"):
+        prepare(tmp_path, overrides=["num_actors=500"])
+    job = prepare(tmp_path, episodes=1)
+    assert job.task_ids == (3,) and job.suite.name == "dmlab30"
