@@ -39,12 +39,23 @@ def truncation_bootstrap(rewards: torch.Tensor, truncated: torch.Tensor, truncat
                          discount: float) -> torch.Tensor:
     """Rewards with the value of a time-limit-truncated episode's final observation folded in.
 
-    Transition t arriving at a truncation has the target ``r_t + gamma V(x'_{t+1})`` where
-    ``x'_{t+1}`` is the final observation the episode was cut at (the env was reset, so the
-    unroll's ``x_{t+1}`` is the next episode's first one). With its discount already 0
-    (``done``), V-trace's ``delta_t = rho_t (r_t + gamma_t V(x_{t+1}) - V(x_t))`` gets that
-    target when ``r_t`` is replaced by ``r_t + gamma V(x'_{t+1})``; the zero discount still cuts
-    the traces there. rewards, truncated (bool), truncation_value: ``[T, B]``.
+    Derivation, in the paper's notation (Espeholt et al. 2018, eq. 1): the n-step V-trace target is
+    ``v_s = V(x_s) + sum_{t>=s} gamma^{t-s} (prod_{i=s}^{t-1} c_i) delta_t V`` with
+    ``delta_t V = rho_t (r_t + gamma V(x_{t+1}) - V(x_t))``. An episode that *terminates* at
+    transition t has no future: ``gamma_t = 0`` there, so ``delta_t = rho_t (r_t - V(x_t))`` and no
+    trace crosses into the next episode. An episode *cut by its time limit* at x'_{t+1} does have
+    one: its target is ``r_t + gamma V(x'_{t+1})``, while the traces must still stop (what follows
+    in the unroll is another episode). The actor resets the env at once, so the unroll's x_{t+1}
+    is the next episode's first observation; it therefore ships ``V(x'_{t+1})`` itself
+    (``truncation_value``, computed by the acting network from the LSTM state after x_t).
+    Keeping ``gamma_t = 0`` (``done``) and replacing ``r_t`` by ``r~_t = r_t + gamma V(x'_{t+1})``
+    gives ``delta_t = rho_t (r~_t - V(x_t)) = rho_t (r_t + gamma V(x'_{t+1}) - V(x_t))``, exactly
+    the truncated transition's TD error, while every product ``prod c_i`` over t still sees
+    ``gamma_t = 0``; the policy-gradient advantage ``rho_t (r~_t + gamma_t v_{t+1} - V(x_t))``
+    likewise. ``V(x'_{t+1})`` is the behaviour network's value (its weights lag the learner's by
+    the policy lag); it enters only at the truncated transitions.
+
+    rewards, truncated (bool), truncation_value: ``[T, B]``.
     """
     return rewards + discount * torch.where(truncated, truncation_value, torch.zeros_like(truncation_value))
 
