@@ -56,6 +56,8 @@ class ActorCore:
         self._last: dict[str, np.ndarray] | None = None   # step T of the previous unroll
         self._state = self.agent.initial_state(len(self.envs))
         self._state_before_last = self._state   # LSTM state before step T of the last unroll
+        self._words: np.ndarray | None = None   # each env's current instruction [n, L] ...
+        self._words_features: torch.Tensor | None = None   # ... and its encoding [n, D] (per episode)
 
     # ------------------------------------------------------------ weights
     def set_weights(self, version: int, weights: Mapping[str, Any]) -> None:
@@ -66,6 +68,7 @@ class ActorCore:
                  for k, v in weights.items()}
         self.agent.load_state_dict(state)
         self.policy_version = version
+        self._words = None   # the cached instruction encodings came from the old weights
 
     # ------------------------------------------------------------ acting
     def _reset_all(self) -> dict[str, np.ndarray]:
@@ -81,7 +84,23 @@ class ActorCore:
             "truncation_value": np.zeros(n, np.float32),
         }
 
-    @torch.no_grad()
+    def _instruction_features(self, words: np.ndarray) -> torch.Tensor | None:
+        """The encoding of each env's instruction ``[n, D]``, re-encoded only for envs whose words changed
+        (an instruction is fixed for an episode, and encoding it is ~15% of a small agent's forward)."""
+        if self.agent.instruction is None:
+            return None
+        if self._words is None:
+            changed = np.ones(len(words), bool)
+            self._words_features = torch.empty(len(words), self.agent.instruction.out_features)
+        else:
+            changed = (words != self._words).any(axis=-1)
+        if changed.any():
+            rows = torch.from_numpy(np.flatnonzero(changed))
+            self._words_features[rows] = self.agent.encode_instruction(torch.from_numpy(words[changed]))
+            self._words = words.copy()
+        return self._words_features
+
+    @torch.inference_mode()
     def _act(self, step: Mapping[str, np.ndarray], action: np.ndarray, logits: np.ndarray) -> None:
         """One batched forward at one step (arrays ``[n, ...]``); writes ``action`` and ``logits`` in place."""
         inputs = AgentInput(
@@ -92,7 +111,8 @@ class ActorCore:
             last_action=torch.from_numpy(step["last_action"][None]),
             task_id=torch.from_numpy(self.task_ids[None]),
         )
-        out, self._state = self.agent(inputs, self._state)
+        features = self._instruction_features(step["instruction"])
+        out, self._state = self.agent(inputs, self._state, None if features is None else features[None])
         out_logits = out.policy_logits[0]
         torch.from_numpy(logits).copy_(out_logits)
         sampled = torch.multinomial(torch.softmax(out_logits, -1), 1, generator=self.generator)
@@ -207,6 +227,7 @@ class ActorCore:
         h, c, h0, c0 = state["core"]
         self._state, self._state_before_last = CoreState(h, c), CoreState(h0, c0)
         self.generator.set_state(state["generator"])
+        self._words = None
         self.policy_version = -1   # weights are set again by the learner right after
 
     def close(self) -> None:

@@ -50,13 +50,21 @@ class Agent(nn.Module):
         zeros = torch.zeros(batch_size, self.cfg.core_size, device=device)
         return CoreState(zeros, zeros.clone())
 
-    def forward(self, inputs: AgentInput, core_state: CoreState) -> tuple[AgentOutput, CoreState]:
-        core_output, core_state = self.core_outputs(inputs, core_state)
+    def encode_instruction(self, words: torch.Tensor) -> torch.Tensor | None:
+        """Word ids ``[N, L]`` -> instruction features ``[N, instruction_lstm]`` (None without instructions)."""
+        return None if self.instruction is None else self.instruction(words)
+
+    def forward(self, inputs: AgentInput, core_state: CoreState,
+                instruction_features: torch.Tensor | None = None) -> tuple[AgentOutput, CoreState]:
+        """``instruction_features`` ``[T, B, D]``: ``encode_instruction`` of ``inputs.instruction``, if the
+        caller has it already (an actor caches it per episode); otherwise it is computed here."""
+        core_output, core_state = self.core_outputs(inputs, core_state, instruction_features)
         with torch.autocast(core_output.device.type, enabled=False):        # see the class docstring
             logits, baseline = self.head(core_output, inputs.task_id)
         return AgentOutput(logits, baseline), core_state
 
-    def core_outputs(self, inputs: AgentInput, core_state: CoreState) -> tuple[torch.Tensor, CoreState]:
+    def core_outputs(self, inputs: AgentInput, core_state: CoreState,
+                     instruction_features: torch.Tensor | None = None) -> tuple[torch.Tensor, CoreState]:
         """Everything before the head: (core output ``[T, B, S]``, the new core state)."""
         self._check(inputs)
         t, b = inputs.done.shape
@@ -68,7 +76,9 @@ class Agent(nn.Module):
             F.one_hot(inputs.last_action, self.num_actions).float() * not_done,
         ]
         if self.instruction is not None:
-            features.append(self.instruction(inputs.instruction.flatten(0, 1)).unflatten(0, (t, b)))
+            if instruction_features is None:
+                instruction_features = self.instruction(inputs.instruction.flatten(0, 1)).unflatten(0, (t, b))
+            features.append(instruction_features)
         core_input = torch.cat(features, dim=-1).float()
         with torch.autocast(core_input.device.type, enabled=False):         # see the class docstring
             return self.core(core_input, new_episode, core_state)
