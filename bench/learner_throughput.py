@@ -122,7 +122,10 @@ def run_one(args: argparse.Namespace, torso: str, head: str, T: int, B: int, dev
                                            channels_last=memory_format == "channels_last",
                                            compile=compile_ == "on"),
                       total_frames=10**12, action_repeat=args.action_repeat, device=device)
+    start = time.perf_counter()
     first = learner.step(batch)
+    synchronize(device)
+    first_seconds = time.perf_counter() - start          # includes compiling, with --compile on
     start = time.perf_counter()
     for _ in range(args.warmup - 1):
         learner.step(batch)
@@ -142,7 +145,8 @@ def run_one(args: argparse.Namespace, torso: str, head: str, T: int, B: int, dev
     return {
         "torso": torso, "head": head, "mi_form": args.mi_form, "T": T, "B": B, "frame": list(frame),
         "precision": precision, "memory_format": memory_format, "compile": compile_,
-        "steps": args.steps, "warmup": args.warmup, "warmup_seconds": round(warmup_seconds, 3),
+        "steps": args.steps, "warmup": args.warmup, "first_step_seconds": round(first_seconds, 3),
+        "warmup_seconds": round(warmup_seconds, 3),
         "seconds": round(elapsed, 3), "seconds_per_step": round(elapsed / args.steps, 5),
         "agent_steps_per_s": round(agent_steps, 1),
         "env_frames_per_s": round(agent_steps * args.action_repeat, 1), "action_repeat": args.action_repeat,
