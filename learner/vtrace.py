@@ -107,19 +107,19 @@ def from_importance_weights(log_rhos: torch.Tensor, discounts: torch.Tensor, rew
 def discounted_sums(deltas: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     """``out[s] = sum_{t=s}^{T-1} (prod_{i=s}^{t-1} decay[i]) deltas[t]`` for float ``[T, B]`` inputs.
 
-    The backward recursion ``out[s] = deltas[s] + decay[s] out[s+1]`` without a loop over T (one
-    kernel per op instead of 2T, no host round trips): the weights ``W[s, t] = prod_{i=s}^{t-1}
-    decay[i]`` (t >= s, else 0) come from one cumulative product of a ``[T, T, B]`` tensor whose row s
-    is ``1`` up to column s and ``decay[t - 1]`` after it. Only products, no division, so a zero decay
-    (an episode end) gives exact zeros. Memory ``T * T * B`` floats (1.3 MB for T=100, B=32).
+    The backward recursion ``out[s] = deltas[s] + decay[s] out[s+1]`` (``out[T] = 0``) as a parallel
+    scan instead of a loop over T: after the step with offset k (k = 1, 2, 4, ...) row s holds the
+    map ``out[s] = x[s] + a[s] out[s + 2k]``, composed from rows s and s + k; ceil(log2 T) steps
+    (7 for T = 100: ~35 kernels instead of 2T, no host round trips; rows past T count as 0).
     """
-    steps = deltas.shape[0]
-    shifted = torch.cat([torch.ones_like(decay[:1]), decay[:-1]])              # [T, B]: decay[t - 1]
-    upper = torch.ones(steps, steps, dtype=torch.bool, device=deltas.device).triu(1)  # t > s
-    factors = torch.where(upper.unsqueeze(-1), shifted.unsqueeze(0), torch.ones_like(shifted).unsqueeze(0))
-    weights = torch.cumprod(factors, dim=1) * upper.logical_or(
-        torch.eye(steps, dtype=torch.bool, device=deltas.device)).unsqueeze(-1)   # [s, t, B]
-    return torch.einsum("stb,tb->sb", weights, deltas)
+    x, a = deltas, decay
+    k, steps = 1, deltas.shape[0]
+    while k < steps:
+        pad = torch.zeros_like(x[:k])
+        x = x + a * torch.cat([x[k:], pad])
+        a = a * torch.cat([a[k:], pad])
+        k *= 2
+    return x
 
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -143,3 +143,16 @@ def test_shape_and_dtype_errors_are_clear():
     with pytest.raises(TypeError, match="int64"):
         vtrace.from_logits(torch.zeros(3, 2, 4), torch.zeros(3, 2, 4), torch.zeros(3, 2, dtype=torch.int32),
                            x, x, x, torch.zeros(2))
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 16, 17, 100])
+def test_discounted_sums_scan_matches_the_definition(T):
+    """out[s] = sum_t (prod_{i=s}^{t-1} decay_i) delta_t, written out as plain float sums."""
+    g = torch.Generator().manual_seed(T)
+    deltas = torch.randn(T, 3, generator=g, dtype=torch.float64)
+    decay = torch.rand(T, 3, generator=g, dtype=torch.float64)
+    decay[T // 2, 1] = 0.0                                  # an episode end cuts the sum
+    expected = [[sum(math.prod(decay[i, b].item() for i in range(s, t)) * deltas[t, b].item()
+                     for t in range(s, T)) for b in range(3)] for s in range(T)]
+    out = vtrace.discounted_sums(deltas, decay)
+    np.testing.assert_allclose(out.numpy(), np.array(expected), rtol=1e-10, atol=1e-12)
