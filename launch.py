@@ -110,7 +110,7 @@ def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
 
     return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
                      max_restarts=cfg.actors.max_restarts, cpus_per_actor=cfg.actors.cpus_per_actor,
-                     on_event=on_event)
+                     on_event=on_event, resources=cfg.actors.resources)
 
 
 def start_ray(cfg: Any) -> bool:
@@ -125,17 +125,44 @@ def start_ray(cfg: Any) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot join the Ray cluster at ray_address={cfg.run.ray_address!r} ({e}); start it "
                               "with `ray start --head` (see README, 'On a cluster') or drop ray_address") from None
-        have = ray.cluster_resources().get("CPU", 0)
-        if have < need:
+        have = ray.cluster_resources()
+        if have.get("CPU", 0) < need:
             ray.shutdown()
-            raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have:g} CPUs but num_actors x "
-                              f"cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
+            raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get('CPU', 0):g} CPUs but "
+                              f"num_actors x cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
+        for name, amount in cfg.actors.resources.items():
+            if have.get(name, 0) < cfg.actors.num_actors * amount:
+                ray.shutdown()
+                raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get(name, 0):g} of resource "
+                                  f"{name!r} but num_actors x actors.resources.{name} needs "
+                                  f"{cfg.actors.num_actors * amount:g}; start nodes with `ray start "
+                                  f"--resources='{{\"{name}\": N}}'` or change actors.resources")
         return False
+    from actors import ray_reaper
+
+    reaped = ray_reaper.reap_leftovers(cfg.run.logdir)   # a crashed earlier run's cluster (this logdir's only)
+    if reaped:
+        log.warning("ended %d leftover processes of the local Ray cluster of a crashed run in %s: %s",
+                    len(reaped), cfg.run.logdir, reaped)
     # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
-    # address="local": a new cluster, even where `ray start` left one running on this machine.
+    # address="local": always a new cluster of our own, never one that `ray start` left on the machine.
     ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
-             logging_level=logging.WARNING)
+             logging_level=logging.WARNING,
+             resources={k: v * cfg.actors.num_actors for k, v in cfg.actors.resources.items()} or None)
+    node = getattr(ray._private.worker, "_global_node", None)   # no public API for the session dir
+    ray_reaper.start_watchdog(cfg.run.logdir, node.get_session_dir_path() if node is not None else None,
+                              ray.get_runtime_context().get_node_id())
     return True
+
+
+def stop_ray(cfg: Any) -> None:
+    """Shuts down the local Ray cluster ``start_ray`` started, and its watchdog."""
+    import ray
+
+    from actors import ray_reaper
+
+    ray.shutdown()
+    ray_reaper.stop_watchdog(cfg.run.logdir)
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -212,9 +239,7 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
         if reporter is not None:
             reporter.close()
         if started_ray:
-            import ray
-
-            ray.shutdown()
+            stop_ray(cfg)
 
 
 def _install_signal_handlers(loop: Any) -> None:
@@ -241,9 +266,7 @@ def evaluate(args: argparse.Namespace) -> int:
         run(job)
     finally:
         if started_ray:
-            import ray
-
-            ray.shutdown()
+            stop_ray(job.cfg)
     return 0
 
 

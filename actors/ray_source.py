@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.actor import ActorCore
 
@@ -71,12 +72,14 @@ def describe(error: BaseException) -> str:
 class RaySource:
     def __init__(self, actor_args: Callable[[int, int], dict[str, Any]], num_actors: int, *,
                  unrolls_in_flight: int, max_restarts: int, cpus_per_actor: float,
-                 on_event: Callable[..., None], wait_seconds: float = 1.0) -> None:
+                 on_event: Callable[..., None], wait_seconds: float = 1.0,
+                 resources: Mapping[str, float] | None = None) -> None:
         self.actor_args = actor_args
         self.num_actors = num_actors
         self.in_flight = unrolls_in_flight
         self.max_restarts = max_restarts
         self.cpus = cpus_per_actor
+        self.resources = dict(resources or {})   # custom Ray resources per actor
         self.on_event = on_event
         self.wait_seconds = wait_seconds
         self.incarnations = [0] * num_actors
@@ -84,19 +87,23 @@ class RaySource:
         self.init_failures = [0] * num_actors   # consecutive failures to construct each actor
         self.actors: list[Any] = [None] * num_actors
         self.pending: dict[Any, int] = {}      # ObjectRef -> actor index, in submission order
+        self._backlog = (0, 0)
         self.weights_ref = None
         self.store = None
         self.info_refs: dict[Any, tuple[int, int]] = {}   # actor.info() -> (actor index, incarnation)
 
     # ------------------------------------------------------------ lifecycle
     def start(self, version: int, weights: Mapping[str, Any]) -> None:
-        self.store = WeightStore.remote()
+        # on the learner's node: losing any other node must not lose the weights
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.store = WeightStore.options(scheduling_strategy=here).remote()
         self.publish(version, weights)
         for i in range(self.num_actors):
             self._spawn(i)
 
     def _spawn(self, i: int) -> None:
-        actor = RayActor.options(num_cpus=self.cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
+        actor = RayActor.options(num_cpus=self.cpus, resources=self.resources or None, max_restarts=0,
+                                 scheduling_strategy="SPREAD").remote(
             self.actor_args(i, self.incarnations[i]), self.store)
         self.actors[i] = actor
         self.info_refs[actor.info.remote()] = (i, self.incarnations[i])
@@ -152,10 +159,15 @@ class RaySource:
     def get(self):
         self._announce_started()
         refs = list(self.pending)
-        ready, _ = ray.wait(refs, num_returns=1, timeout=self.wait_seconds)
-        if not ready:
+        if not refs:
             return []
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)   # everything else already there
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)   # finished before the learner asked
+        self._backlog = (len(ready), len(refs) - len(ready))
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=self.wait_seconds)
+            if not ready:
+                return []
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)   # everything else already there
         order = {r: k for k, r in enumerate(refs)}
         out = []
         for ref in sorted(ready, key=order.__getitem__):       # oldest request first
@@ -172,8 +184,10 @@ class RaySource:
             self.pending[self.actors[i].unroll.remote()] = i
         return out
 
-    def queue_depth(self) -> int:
-        return len(self.pending)
+    def backlog(self) -> tuple[int, int]:
+        """(unrolls finished and waiting for the learner, requests still being acted) when the learner
+        last asked: many waiting = the learner is the bottleneck; none = the actors are."""
+        return self._backlog
 
     def state_dict(self) -> dict[str, Any]:
         return {"mode": "ray", "incarnations": list(self.incarnations), "restarts": self.restarts}

@@ -30,8 +30,9 @@ class SerialSource:
         actor.set_weights(self.version, self.weights)
         return [actor.unroll()]
 
-    def queue_depth(self) -> int:
-        return 0
+    def backlog(self) -> tuple[int, int]:
+        """Nothing waits and nothing acts in the background: the learner acts itself in ``get()``."""
+        return 0, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"mode": "serial", "next_actor": self.next_actor, "actors": [a.get_state() for a in self.actors]}

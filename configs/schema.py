@@ -80,12 +80,23 @@ class ActorsConfig:
     max_restarts: int = 100              # total actor restarts allowed before the run stops with an error
     torch_threads: int = 1               # torch threads inside each actor
     oversubscribe: bool = False          # DMLab-30 without ray_address: allow more actors than CPUs
+    # custom Ray resources each actor requests, e.g. {actor_slot: 1} keeps actors on the nodes started
+    # with `ray start --resources='{"actor_slot": 16}'`; a local cluster declares what the actors need
+    resources: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("num_actors", "envs_per_actor", "unrolls_in_flight", "torch_threads"):
             _positive_int(f"actors.{name}", getattr(self, name))
         _positive("actors.cpus_per_actor", self.cpus_per_actor)
         _non_negative("actors.max_restarts", self.max_restarts)
+        if not isinstance(self.resources, dict):
+            raise ValueError(f"actors.resources={self.resources!r} must be a mapping, e.g. "
+                             "actors.resources={actor_slot: 1}")
+        for name, amount in self.resources.items():
+            if not isinstance(name, str) or name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"actors.resources has key {name!r}: use a custom resource name "
+                                 "(CPUs are actors.cpus_per_actor)")
+            _positive(f"actors.resources.{name}", amount)
 
 
 @dataclass(frozen=True)
@@ -128,8 +139,8 @@ RESUMABLE_CHANGES = {
     "run.report_every_seconds", "run.checkpoint_every_seconds", "run.checkpoint_every_frames",
     "run.keep_checkpoints", "run.score_window_episodes", "run.learner_threads",
     "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
-    "actors.max_restarts", "actors.torch_threads", "actors.oversubscribe", "env.options.level_cache_dir",
-    "env.options.renderer", "env.options.log_level",
+    "actors.max_restarts", "actors.torch_threads", "actors.oversubscribe", "actors.resources",
+    "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level",
 }
 # Sections or fields whose change makes a checkpoint unusable (another network, task set or optimizer).
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "learner.optimizer")

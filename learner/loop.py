@@ -7,8 +7,13 @@ in-process, ``actors.ray_source.RaySource`` over Ray) provides
 * ``get() -> list[Unroll]``: the unrolls that have arrived (oldest first; may be empty
   after a short wait, so the loop can notice a stop request);
 * ``publish(version, weights)``: new weights, picked up by actors at unroll boundaries;
-* ``queue_depth() -> int``, ``state_dict()`` / ``load_state_dict()`` (what a resume needs),
-  ``close()``; and it calls ``on_event(kind, **fields)`` for restarts.
+* ``backlog() -> (ready, in_flight)``: when the learner last asked, how many unrolls were
+  finished and waiting for it and how many requests were still being acted;
+* ``state_dict()`` / ``load_state_dict()`` (what a resume needs), ``close()``; and it calls
+  ``on_event(kind, **fields)`` for restarts.
+
+The loop times each ``get()``: the fraction of wall time the learner spends waiting for unrolls,
+with the backlog, tells whether the learner or the actors bound the run (``Reporter``).
 
 On CUDA the step is asynchronous (no host syncs inside it), so stacking and copying
 the next batch overlaps the GPU work of the previous one.
@@ -144,7 +149,7 @@ class TrainLoop:
             self._last_arrival = now
         elif now - self._last_arrival >= self.stall_seconds:
             self.reporter.event("stall", seconds_without_unrolls=round(now - self._last_arrival),
-                                queue_depth=self.source.queue_depth(),
+                                requests_in_flight=self.source.backlog()[1],
                                 hint="actors may be unplaceable (too few CPUs left?) or stuck in an env")
             self._last_arrival = now           # report again after another stall_seconds
 
@@ -164,7 +169,9 @@ class TrainLoop:
         batch = None
         while learner.num_frames < self.total_frames and self.stop_reason is None:
             publish_pending()                  # actors must not wait on weights we already have
+            asked = time.monotonic()
             unrolls = self.source.get()
+            self.reporter.add_fetch(time.monotonic() - asked, *self.source.backlog())
             self._check_stall(bool(unrolls))
             for u in unrolls:
                 self.reporter.add_episodes(u.episodes)
@@ -176,7 +183,7 @@ class TrainLoop:
                 metrics = learner.step(batch)
                 snapshot.take(learner.num_updates)
                 lag = float(np.mean(learner.num_updates - 1 - versions))
-                self.reporter.add_step(metrics, lag, self.source.queue_depth())
+                self.reporter.add_step(metrics, lag)
                 if on_step is not None:
                     on_step(self)
                 if self.reporter.due():

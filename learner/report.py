@@ -44,7 +44,7 @@ class Reporter:
         self._sums: dict[str, torch.Tensor] = {}
         self._steps = 0
         self._lag_sum = 0.0
-        self._queue_sum = 0.0
+        self._reset_fetches()
         self._last_time = time.monotonic()
         self._last_frames = start_frames
         self._start_time = self._last_time
@@ -60,13 +60,20 @@ class Reporter:
                 self.lengths[ep.task_id].append(ep.length)
                 self.episodes[ep.task_id] += 1
 
-    def add_step(self, metrics: Mapping[str, torch.Tensor], policy_lag: float, queue_depth: int) -> None:
+    def add_step(self, metrics: Mapping[str, torch.Tensor], policy_lag: float) -> None:
         for k, v in metrics.items():
             v = v.detach().float()
             self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
         self._steps += 1
         self._lag_sum += policy_lag
-        self._queue_sum += queue_depth
+
+    def add_fetch(self, wait_seconds: float, ready: int, in_flight: int) -> None:
+        """One request of the learner for unrolls: how long it waited, and the source's backlog then
+        (unrolls finished and waiting for it, requests still being acted)."""
+        self._fetches += 1
+        self._wait_seconds += wait_seconds
+        self._ready_sum += ready
+        self._in_flight_sum += in_flight
 
     def add_diagnostics(self, diagnostics: Any) -> None:
         """The head's diagnostics (``agent.diagnostics.HeadDiagnostics`` or None), for the next report."""
@@ -120,7 +127,11 @@ class Reporter:
             "mean_episode_return": (sum(v["return"] for v in per_task.values()) / len(per_task)
                                     if per_task else None),
             "policy_lag": self._lag_sum / self._steps if self._steps else None,
-            "queue_depth": self._queue_sum / self._steps if self._steps else None,
+            # which side bounds the run: the learner waiting for unrolls most of the time (actors), or
+            # finished unrolls piling up for it (learner); the backlog is bounded by the requests in flight
+            "learner_wait_fraction": min(self._wait_seconds / max(now - self._last_time, 1e-9), 1.0),
+            "unrolls_ready": self._ready_sum / self._fetches if self._fetches else None,
+            "requests_in_flight": self._in_flight_sum / self._fetches if self._fetches else None,
             "actor_restarts": self.actor_restarts, "tasks": per_task, "learner": learner,
         }
         self.metrics_file.write(json.dumps(_finite(record)) + "\n")
@@ -128,18 +139,23 @@ class Reporter:
         if self._diagnostics is not None:
             self._write_diagnostics(frames, updates)
         self._print(self._progress_line(record, avg_fps), newline=not self.tty)
-        self._sums, self._steps, self._lag_sum, self._queue_sum = {}, 0, 0.0, 0.0
+        self._sums, self._steps, self._lag_sum = {}, 0, 0.0
+        self._reset_fetches()
         self._last_time, self._last_frames = now, frames
         return record
+
+    def _reset_fetches(self) -> None:
+        self._fetches, self._wait_seconds, self._ready_sum, self._in_flight_sum = 0, 0.0, 0, 0
 
     def _write_tensorboard(self, r: Mapping[str, Any], step: int) -> None:
         w = self.writer
         w.add_scalar("throughput/frames_per_second", r["fps"], step)
         w.add_scalar("actors/restarts", r["actor_restarts"], step)
+        w.add_scalar("throughput/learner_wait_fraction", r["learner_wait_fraction"], step)
         for key in ("mean_capped_score", "mean_uncapped_score", "mean_episode_return"):
             if r[key] is not None:
                 w.add_scalar(f"score/{key}", r[key], step)
-        for key in ("policy_lag", "queue_depth"):
+        for key in ("policy_lag", "unrolls_ready", "requests_in_flight"):
             if r[key] is not None:
                 w.add_scalar(f"actors/{key}", r[key], step)
         for name, v in r["tasks"].items():
@@ -169,6 +185,7 @@ class Reporter:
         tasks = " ".join(f"{n}={v['return']:.2f}" for n, v in r["tasks"].items())
         return (f"frames {_si(frames)}/{_si(self.total_frames)} ({100 * frames / self.total_frames:.1f}%) | "
                 f"{r['fps']:,.0f} f/s | left {_duration(left)} | capped score {score} | "
+                f"learner waits {100 * r['learner_wait_fraction']:.0f}% | "
                 f"restarts {r['actor_restarts']} | {tasks}")
 
     def _print(self, text: str, newline: bool) -> None:

@@ -87,3 +87,12 @@ def test_parse_override_types():
     assert parse_override("seed=3") == ("run.seed", 3)
     assert parse_override("ray_address=127.0.0.1:6379") == ("run.ray_address", "127.0.0.1:6379")
     assert parse_override("learner.grad_norm_clip=null") == ("learner.grad_norm_clip", None)
+
+
+def test_actor_resources_are_a_validated_mapping():
+    assert load_config(None, ["actors.resources={actor_slot: 0.5}"]).actors.resources == {"actor_slot": 0.5}
+    for bad, words in [("actors.resources={CPU: 1}", "custom resource name"),
+                       ("actors.resources={actor_slot: 0}", "actors.resources.actor_slot=0 must be a positive"),
+                       ("actors.resources=3", "must be a mapping")]:
+        with pytest.raises(ValueError, match=words):
+            load_config(None, [bad])

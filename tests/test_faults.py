@@ -1,9 +1,11 @@
 """Fault tolerance with real Ray: an actor process SIGKILLed, an env that raises, a lost node.
 In each case the dead actor is restarted as a new incarnation, its partial unroll is dropped
 and training goes on."""
+import json
 import os
 import signal
 import sys
+import time
 
 import pytest
 import ray
@@ -65,35 +67,139 @@ def test_env_that_raises_restarts_its_actor(tmp_path):
 
 
 def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
+    # Actors request the custom resource actor_slot, which only worker nodes have, so both start on
+    # the worker for certain; when it is lost they restart on its replacement.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    worker = cluster.add_node(num_cpus=1)
+    worker = cluster.add_node(num_cpus=1, resources={"actor_slot": 2})
     cluster.wait_for_nodes()
     proc = None
     try:
         args = RAY + [f"logdir={run_dir}", "total_frames=100000000", f"ray_address={cluster.address}",
-                      "actors.cpus_per_actor=0.5"]
-        # more actors than the cluster's CPUs can hold: refused up front, nothing written
+                      "actors.cpus_per_actor=0.5", "actors.resources={actor_slot: 1}"]
+        # more actors than the cluster's CPUs or slots can hold: refused up front, nothing written
         too_many = launch_proc(args + ["num_actors=5"], log=tmp_path / "too_many.log")
         assert too_many.wait(timeout=120) == 2
         assert "has 2 CPUs but num_actors x cpus_per_actor needs 2.5" in (tmp_path / "too_many.log").read_text()
+        no_slot = launch_proc(args + ["num_actors=3"], log=tmp_path / "no_slot.log")
+        assert no_slot.wait(timeout=120) == 2
+        assert "has 2 of resource 'actor_slot' but num_actors x actors.resources.actor_slot needs 3" in \
+            (tmp_path / "no_slot.log").read_text()
         assert not run_dir.exists()
         proc = launch_proc(args, log=tmp_path / "log")
         started = wait_for(lambda: len(events_of(run_dir, "actor_started")) == 2 and frames_now(run_dir) > 0
                            and events_of(run_dir, "actor_started"), 240, "both actors and a report", proc)
-        on_worker = [e for e in started if e["node"] == worker.node_id]
-        assert on_worker, f"SPREAD placed no actor on the worker node: {started}"
+        assert all(e["node"] == worker.node_id for e in started), started
+        replacement = cluster.add_node(num_cpus=1, resources={"actor_slot": 2})
+        cluster.wait_for_nodes()
         cluster.remove_node(worker)
-        restarts = wait_for(lambda: len(events_of(run_dir, "actor_restart")) >= len(on_worker) and
+        restarts = wait_for(lambda: len(events_of(run_dir, "actor_restart")) >= 2 and
                             events_of(run_dir, "actor_restart"), 180, "restarts after node loss", proc)
-        assert {r["actor"] for r in restarts} == {e["actor"] for e in on_worker}
-        moved = wait_for(lambda: [e for e in events_of(run_dir, "actor_started") if e["incarnation"] == 1],
+        assert {r["actor"] for r in restarts} == {0, 1}
+        moved = wait_for(lambda: len([e for e in events_of(run_dir, "actor_started") if e["incarnation"] == 1]) == 2
+                         and [e for e in events_of(run_dir, "actor_started") if e["incarnation"] == 1],
                          180, "the restarted actors to start", proc)
-        assert all(e["node"] != worker.node_id for e in moved)
+        assert all(e["node"] == replacement.node_id for e in moved), moved
         after = frames_now(run_dir)
-        wait_for(lambda: frames_now(run_dir) > after + 200, 180, "training to go on on the head node", proc)
+        wait_for(lambda: frames_now(run_dir) > after + 200, 180, "training to go on on the replacement node", proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     finally:
         if proc is not None:
             stop_process_group(proc)
         cluster.shutdown()
+
+
+# ------------------------------------------------------------------ a SIGKILLed run's local Ray cluster
+def start_time(pid):
+    """(pid, start time) identifies a process across pid reuse; None once it is gone or a zombie."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def process_tree(root):
+    """{pid: start time} of the live descendants of ``root``."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else None
+        except OSError:
+            continue
+        if stat:
+            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    tree, stack = {}, [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if (start := start_time(child)) is not None:
+                tree[child] = start
+                stack.append(child)
+    return tree
+
+
+def still_running(tree):
+    return [pid for pid, start in tree.items() if start_time(pid) == start]
+
+
+def cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def crash_a_run(run_dir, tmp_path, kill_watchdog_first):
+    """Starts a Ray run, SIGKILLs it (and first its watchdog, if asked); returns what it had started."""
+    # (actors.resources: a local cluster must declare the custom resources its actors request)
+    proc = launch_proc(RAY + [f"logdir={run_dir}", "total_frames=100000000", "actors.resources={actor_slot: 1}"],
+                       log=tmp_path / "log")
+    try:
+        wait_for(lambda: len(events_of(run_dir, "actor_started")) == 2 and frames_now(run_dir) > 0,
+                 240, "both actors and a report", proc)
+        tree = process_tree(proc.pid)
+        names = " | ".join(cmdline(p) for p in tree)
+        assert "raylet" in names and "ray::RayActor" in names, names     # Ray's processes, the actors
+        if kill_watchdog_first:
+            record = json.loads(next(run_dir.glob("ray_session-*.json")).read_text())
+            assert record["owner"] == proc.pid and record["watchdog"] in tree
+            os.kill(record["watchdog"], signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return tree
+    finally:
+        stop_process_group(proc)
+
+
+def end_leftovers(tree):
+    left = {pid: cmdline(pid)[:120] for pid in still_running(tree)}
+    for pid in left:                     # only if the test failed: these are this test's processes
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"left running: {left}"
+
+
+def test_sigkilled_run_leaves_no_ray_processes(run_dir, tmp_path):
+    tree = crash_a_run(run_dir, tmp_path, kill_watchdog_first=False)
+    try:
+        wait_for(lambda: not still_running(tree), 60, "the crashed run's Ray processes to end")
+        assert not list(run_dir.glob("ray_session-*.json"))       # the watchdog cleaned up after itself
+    finally:
+        end_leftovers(tree)
+
+
+def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp_path):
+    from actors import ray_reaper
+
+    tree = crash_a_run(run_dir, tmp_path, kill_watchdog_first=True)
+    try:
+        time.sleep(2)
+        records = [p.read_text() for p in run_dir.glob("ray_session-*.json")]
+        reaped = ray_reaper.reap_leftovers(run_dir)                   # what launch.py does at a start
+        assert set(reaped) <= set(tree), "only the crashed run's own processes may be signalled"
+        wait_for(lambda: not still_running(tree), 30,
+                 f"the crashed run's Ray processes to end (reaped {reaped}, records {records})")
+        assert not list(run_dir.glob("ray_session-*.json"))
+        assert ray_reaper.reap_leftovers(run_dir) == []
+    finally:
+        end_leftovers(tree)

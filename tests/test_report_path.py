@@ -5,6 +5,7 @@ behaviour policy version and the finished episodes chosen here, so every reporte
 a hand-computed expected value. The TensorBoard values are read back from the event files.
 """
 import io
+import time
 
 import numpy as np
 import pytest
@@ -39,13 +40,18 @@ UNCAPPED = [None, None, None, (120 - 50 + 50) / 3, (30 - 50 + 50) / 3, (30 + 75 
 COUNT0_RETURN = [12.0, 12.0, 12.0, 12.0, 3.0, 3.0]
 COUNT0_LENGTH = [5, 5, 5, 5, 10, 10]
 COUNT1_RETURN = [None, 0.0, 0.0, 0.0, 0.0, 2.5]
+# The source's backlog at each get(): (unrolls waiting for the learner, requests still acting).
+BACKLOG = [(2, 1), (0, 3), (4, 0), (1, 1), (3, 0), (0, 2)]
 
 
 class ScriptedSource:
     """The loop's source interface, serving PLAN; records the weights published to it."""
 
-    def __init__(self, plan, num_actions):
+    def __init__(self, plan, num_actions, backlogs=None, get_seconds=0.0):
         self.plan = list(plan)
+        self.backlogs = list(backlogs or [(0, 0)] * len(plan))
+        self.get_seconds = get_seconds
+        self.now = (0, 0)
         self.rng = np.random.default_rng(0)
         self.num_actions = num_actions
         self.published = []
@@ -60,6 +66,8 @@ class ScriptedSource:
         if not self.plan:
             return []
         version, episodes = self.plan.pop(0)
+        self.now = self.backlogs.pop(0)
+        time.sleep(self.get_seconds)
         r = self.rng
         return [Unroll(
             frame=r.integers(0, 256, (T + 1, B, *ss.FRAME_SHAPE), dtype=np.uint8),
@@ -74,8 +82,8 @@ class ScriptedSource:
             policy_version=version, actor_id=0, incarnation=0,
             episodes=tuple(EpisodeStat(*e) for e in episodes))]
 
-    def queue_depth(self):
-        return 3
+    def backlog(self):
+        return self.now
 
     def state_dict(self):
         return {}
@@ -95,25 +103,30 @@ def scalars(acc, tag):
     return out
 
 
-def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
+def make_loop(logdir, source, report_every_seconds=1e-9, stream=None):
     suite = ss.counting_suite([(1,), (1,), (1,)], scores=SCORES)
     torch.manual_seed(0)
     agent = Agent(AgentConfig(torso="small", core_size=16, torso_out=16, instruction_buckets=100,
                               instruction_embed=4, instruction_lstm=8),
                   num_actions=suite.num_actions, num_tasks=3, frame_shape=suite.frame_shape,
                   instruction_length=suite.instruction_length)
-    total = len(PLAN) * T * B
+    total = len(source.plan) * T * B
     learner = Learner(agent, LearnerConfig(batch_size=B, unroll_length=T), total_frames=total,
                       action_repeat=1, device="cpu")
-    source = ScriptedSource(PLAN, suite.num_actions)
-    stream = io.StringIO()
-    reporter = Reporter(suite, [0, 1, 2], str(tmp_path), total_frames=total, report_every_seconds=1e-9,
-                        score_window=2, stream=stream)
-    loop = TrainLoop(learner=learner, source=source, reporter=reporter,
-                     checkpointer=Checkpointer(tmp_path / "checkpoints"), config_dict={},
+    reporter = Reporter(suite, [0, 1, 2], str(logdir), total_frames=total,
+                        report_every_seconds=report_every_seconds, score_window=2, stream=stream or io.StringIO())
+    return TrainLoop(learner=learner, source=source, reporter=reporter,
+                     checkpointer=Checkpointer(logdir / "checkpoints"), config_dict={},
                      total_frames=total, batch_size=B)
+
+
+def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
+    source = ScriptedSource(PLAN, ss.NUM_ACTIONS, BACKLOG)
+    stream = io.StringIO()
+    loop = make_loop(tmp_path, source, stream=stream)
+    learner = loop.learner
     assert loop.run() == "done"
-    reporter.close()
+    loop.reporter.close()
     assert learner.num_updates == len(PLAN)
     assert source.published[0] == 0 and source.published[-1] <= len(PLAN)
 
@@ -126,6 +139,8 @@ def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
         r = per_update[k + 1]
         assert r["frames"] == (k + 1) * T * B
         assert r["policy_lag"] == LAGS[k], f"update {k + 1}"
+        assert (r["unrolls_ready"], r["requests_in_flight"]) == BACKLOG[k], f"update {k + 1}"
+        assert 0.0 <= r["learner_wait_fraction"] <= 1.0
         assert r["mean_capped_score"] == pytest.approx(CAPPED[k]), f"update {k + 1}"
         assert r["mean_uncapped_score"] == pytest.approx(UNCAPPED[k]), f"update {k + 1}"
         tasks = r["tasks"]
@@ -144,6 +159,10 @@ def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
         assert capped[frames[k]] == pytest.approx(CAPPED[k], rel=1e-6)
     lag = scalars(acc, "actors/policy_lag")
     assert [lag[f] for f in frames] == pytest.approx(LAGS)
+    ready = scalars(acc, "actors/unrolls_ready")
+    assert [ready[f] for f in frames] == [b[0] for b in BACKLOG]
+    in_flight = scalars(acc, "actors/requests_in_flight")
+    assert [in_flight[f] for f in frames] == [b[1] for b in BACKLOG]
     ret = scalars(acc, "task/count0/episode_return")
     assert [ret[f] for f in frames] == pytest.approx(COUNT0_RETURN)
     score1 = scalars(acc, "task/count1/normalized_score")
@@ -153,3 +172,22 @@ def test_loop_reports_scores_windows_lag_and_tensorboard(tmp_path):
                                                          for k in range(len(PLAN))], rel=1e-6)
     text = stream.getvalue()
     assert "capped score n/a" in text and f"capped score {CAPPED[-1]:.1f}" in text
+
+
+@pytest.mark.parametrize("slow_side", ["actors", "learner"])
+def test_wait_fraction_tells_which_side_is_the_bottleneck(tmp_path, monkeypatch, slow_side):
+    """A source that takes 0.3 s per unroll makes the learner wait most of the time; a learner step
+    that takes 0.3 s makes it wait hardly at all (the rest of a step takes milliseconds)."""
+    plan = [(0, [])] * 4
+    source = ScriptedSource(plan, ss.NUM_ACTIONS, get_seconds=0.3 if slow_side == "actors" else 0.0)
+    loop = make_loop(tmp_path, source, report_every_seconds=1e6)   # one report, at the end
+    if slow_side == "learner":
+        step = loop.learner.step
+        monkeypatch.setattr(loop.learner, "step", lambda batch: (time.sleep(0.3), step(batch))[1])
+    assert loop.run() == "done"
+    loop.reporter.close()
+    wait = read_jsonl(tmp_path / "metrics.jsonl")[-1]["learner_wait_fraction"]
+    if slow_side == "actors":
+        assert wait > 0.6, wait
+    else:
+        assert wait < 0.4, wait

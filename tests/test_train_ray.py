@@ -2,6 +2,8 @@
 SIGTERM with a checkpoint, and resumes in the same logdir."""
 import signal
 
+import pytest
+
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, launch, read_jsonl, stop_process_group, wait_for
@@ -32,15 +34,19 @@ def test_train_sigterm_resume_and_outputs(run_dir, tmp_path):
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     last = records[-1]
-    for key in ("frames", "fps", "mean_capped_score", "tasks", "policy_lag", "queue_depth", "learner"):
+    for key in ("frames", "fps", "mean_capped_score", "tasks", "policy_lag", "learner"):
         assert key in last
     assert {"total_loss", "entropy", "learning_rate"} <= set(last["learner"])
-    assert last["queue_depth"] <= 2 * 2          # unrolls_in_flight x num_actors bounds the queue
+    # unrolls_in_flight x num_actors requests exist at any time: finished (waiting) or being acted
+    fetched = [r for r in records if r["unrolls_ready"] is not None]
+    assert fetched and all(r["unrolls_ready"] + r["requests_in_flight"] == pytest.approx(2 * 2) for r in fetched)
+    assert all(0 <= r["learner_wait_fraction"] <= 1 for r in records)
 
     acc = EventAccumulator(str(run_dir)).Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"throughput/frames_per_second", "learner/total_loss", "learner/learning_rate",
-            "learner/entropy", "actors/policy_lag", "actors/queue_depth"} <= tags
+            "learner/entropy", "actors/policy_lag", "actors/unrolls_ready",
+            "actors/requests_in_flight", "throughput/learner_wait_fraction"} <= tags
     assert any(t.startswith("task/") and t.endswith("/episode_return") for t in tags)
 
     # resume: same command, larger budget; counters continue where they stopped
