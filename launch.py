@@ -2,6 +2,8 @@
 
     python launch.py train [--config configs/NAME.yaml] [key=value ...]
     python launch.py evaluate LOGDIR [--checkpoint PATH] [--episodes N] [--greedy] [--video K] [key=value ...]
+    python launch.py print-config [--config configs/NAME.yaml] [key=value ...]
+    python launch.py train --help          # every config field, its default and what it does
 
 Trains on the embedded suite by default (``configs/embedded.yaml``). Running the same
 command again with the same ``logdir`` resumes from its newest checkpoint; a larger
@@ -216,7 +218,7 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
         reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
                             report_every_seconds=cfg.run.report_every_seconds,
                             score_window=cfg.run.score_window_episodes,
-                            start_frames=loaded[0]["frames"] if loaded else 0)
+                            start_frames=loaded[0]["frames"] if loaded else 0, config=cfg.to_dict())
         source = make_source(cfg, suite, task_ids, reporter.event)
         loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
                          config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
@@ -271,13 +273,22 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from configs.help import config_reference
+    from configs.schema import check_logdir, load_config, to_yaml
+
     parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train (or resume) an agent")
+    overrides_help = "overrides: section.field=value or a short key (in brackets below), e.g. head=taskid_mi"
+    p = sub.add_parser("train", help="train (or resume) an agent", epilog=config_reference(),
+                       description="Trains (or resumes, same logdir) an agent. Config fields, their defaults "
+                                   "(configs/embedded.yaml's values) and what they do:",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="overrides: section.field=value or a short key (logdir, total_frames, head, ...)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+    p = sub.add_parser("print-config", help="print the resolved config (YAML) and exit")
+    p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out evaluation levels",
                        description="Plays N episodes per task on the evaluation levels (docs/EVALUATION.md) and "
                                    "writes LOGDIR/eval/<checkpoint>/results.json, results.csv, episodes.csv.")
@@ -305,10 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (EvaluationError, ConfigError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from configs.schema import load_config
-
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.command == "print-config":
+            print(to_yaml(cfg), end="")
+            return 0
+        check_logdir(cfg.run.logdir)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,8 +19,8 @@ class AgentConfig:
     mi_form: str = "full"          # full | diagonal | scalar approximation of W'(z)
     use_instruction: bool = True   # encode the instruction (words -> embedding 20 -> LSTM 64)
     instruction_buckets: int = 1000  # word hash buckets (ids 1..buckets; 0 = padding)
-    instruction_embed: int = 20
-    instruction_lstm: int = 64
+    instruction_embed: int = 20    # word embedding size of the instruction encoder
+    instruction_lstm: int = 64     # LSTM units of the instruction encoder (its output size)
 
     def __post_init__(self) -> None:
         _choice("agent.torso", self.torso, TORSOS)

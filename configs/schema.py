@@ -11,6 +11,7 @@ value of the wrong type fails at once with a message that names it and says the 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import difflib
 import os
 import types
@@ -34,7 +35,7 @@ class RunConfig:
     total_frames: int = 2_000_000        # env frames (agent steps x action repeat) to train for
     seed: int = 0                        # seeds envs, action sampling and the network's initialisation
     device: str = "auto"                 # auto (cuda if present) | cpu | cuda | cuda:N
-    ray_address: str | None = None       # join an existing Ray cluster ("auto" or host:port); None = local
+    ray_address: str | None = None       # join an existing Ray cluster ("auto" or host:port); null = start a local one
     mode: str = "ray"                    # ray (actors in Ray processes) | serial (same code, in-process)
     report_every_seconds: float = 10.0   # terminal, TensorBoard and metrics.jsonl cadence
     score_window_episodes: int = 50      # per-task return = mean of the last N finished episodes
@@ -62,7 +63,7 @@ class RunConfig:
 @dataclass(frozen=True)
 class EnvConfig:
     suite: str = "embedded"              # embedded (MiniGrid/BabyAI, runs anywhere) | dmlab30
-    tasks: tuple[str, ...] = ()          # train on these task names only (task ids stay the suite's); () = all
+    tasks: tuple[str, ...] = ()          # train on these task names only (task ids stay the suite's); [] = all
     options: dict = field(default_factory=dict)  # suite options, e.g. {tile_size: 4} or {dataset_path: ...}
 
     def __post_init__(self) -> None:
@@ -215,11 +216,37 @@ def incompatible_changes(saved: TrainConfig, new: TrainConfig) -> tuple[list[str
     return bad, other
 
 
+def to_yaml(config: TrainConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` holds; usable as ``--config``)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_yaml(config: TrainConfig, path: str | os.PathLike) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+        f.write(to_yaml(config))
     os.replace(tmp, path)
+
+
+def check_logdir(logdir: str | os.PathLike) -> None:
+    """Refuses a ``run.logdir`` that cannot be created or written, without creating anything.
+
+    The nearest existing ancestor must be a writable directory (a file in the way, a read-only
+    file system or a directory without write permission fail here, not after Ray has started).
+    """
+    path = Path(logdir).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():                      # a dangling link cannot be created through
+            break
+        existing = existing.parent
+    fix = "set logdir=<a directory you can write>"
+    if not existing.is_dir():
+        what = "is" if existing == path else f"would be under {str(existing)!r}, which is"
+        raise ValueError(f"run.logdir={str(logdir)!r} {what} not a directory; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" ({str(existing)!r} is the part that exists)"
+        raise ValueError(f"run.logdir={str(logdir)!r} is not writable{where}; {fix}")
 
 
 # ---------------------------------------------------------------- helpers
@@ -286,11 +313,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{key}={value!r} must be true or false")
         return value
     if hint is int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key}={value!r} must be an integer")
-        return value
+        return _integer(key, value)
     if hint is float:
         if isinstance(value, str):   # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
@@ -309,6 +332,24 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{key}={value!r} must be a mapping")
         return value
     return value
+
+
+def _integer(key: str, value: Any) -> int:
+    """An int from an int, an integral float (``2.0e+6``) or a string such as ``2e6``, ``2.5e6`` or
+    ``2_000_000`` (YAML reads ``2e6`` as a string); the value must be exactly integral."""
+    if isinstance(value, bool):
+        raise ValueError(f"{key}={value!r} must be an integer")
+    if isinstance(value, int):
+        return value
+    try:
+        exact = decimal.Decimal(value.replace("_", "") if isinstance(value, str) else value)
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        exact = None
+    if exact is None or not exact.is_finite():
+        raise ValueError(f"{key}={value!r} must be an integer (e.g. 2000000, 2_000_000 or 2e6)")
+    if exact != exact.to_integral_value():
+        raise ValueError(f"{key}={value!r} is not a whole number; give an integer (e.g. 2000000 or 2e6)")
+    return int(exact)
 
 
 def _plain(value: Any) -> Any:

@@ -24,10 +24,10 @@ class LearnerConfig:
     optimizer: str = "rmsprop"           # rmsprop (TF1 semantics, learner/rmsprop.py) | adam
     learning_rate: float = 0.00031866995608948655  # initial LR, annealed linearly to 0 over the frame budget
     rmsprop_decay: float = 0.99          # ms <- decay * ms + (1 - decay) g^2
-    rmsprop_momentum: float = 0.0
+    rmsprop_momentum: float = 0.0        # TF RMSProp momentum (0 = none, as in the reference release)
     rmsprop_epsilon: float = 0.1         # inside the sqrt: g / sqrt(ms + epsilon)
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
+    adam_betas: tuple[float, float] = (0.9, 0.999)   # Adam's (beta1, beta2) (optimizer=adam)
+    adam_eps: float = 1e-8               # Adam's epsilon, added to sqrt(v) (optimizer=adam)
     grad_norm_clip: float | None = None  # global gradient-norm clip (None = off; the paper used 40 on Atari)
     clip_rho_threshold: float | None = 1.0      # V-trace rho-bar (None = no clipping)
     clip_pg_rho_threshold: float | None = 1.0   # rho-bar for the policy-gradient advantage (None = off)

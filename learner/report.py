@@ -5,6 +5,11 @@ TensorBoard scalars (step = env frames), one JSON object per line in
 ``metrics.jsonl``, and a progress line (redrawn in place on a TTY, plain lines
 otherwise). Learner metrics arrive as device tensors and are summed on the device;
 they are copied to the host only when a report is written.
+
+Given the run's config, the Reporter also writes it to TensorBoard as text (tag ``config``)
+when it starts, and on ``close()`` the config's scalar fields as hparams with the final
+scores as their metrics (``final/mean_capped_score``, ``final/mean_uncapped_score``,
+``final/<task>/score``), so runs can be compared in TensorBoard's HParams tab.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from agent.types import EpisodeStat
 class Reporter:
     def __init__(self, suite: Any, task_ids: Sequence[int], logdir: str, *, total_frames: int,
                  report_every_seconds: float, score_window: int, stream: TextIO | None = None,
-                 start_frames: int = 0) -> None:
+                 start_frames: int = 0, config: Mapping[str, Any] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # imported here: tensorboard is heavy
 
         self.suite = suite
@@ -51,6 +56,10 @@ class Reporter:
         self._start_frames = start_frames
         self._diagnostics = None        # the head's latest diagnostics (device tensors), written at report()
         self.diagnostics_file = None    # diagnostics.jsonl, opened on the first diagnostics
+        self.config = config
+        if config is not None:
+            self.writer.add_text("config", _yaml_markdown(config), start_frames)
+            self.writer.flush()
 
     # ------------------------------------------------------------ inputs
     def add_episodes(self, episodes: Sequence[EpisodeStat]) -> None:
@@ -195,9 +204,28 @@ class Reporter:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def write_hparams(self) -> dict[str, float]:
+        """The config's scalar fields as hparams, with the current scores as metrics (the HParams
+        tab reads each metric's last value from this run's scalars). Returns the metrics written."""
+        from torch.utils.tensorboard.summary import hparams
+
+        per_task, capped, uncapped = self.scores()
+        metrics = {"final/mean_capped_score": capped, "final/mean_uncapped_score": uncapped}
+        metrics.update({f"final/{name}/score": v["score"] for name, v in per_task.items()})
+        metrics = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+        experiment, start, end = hparams(hparam_values(self.config), metrics)
+        for summary in (experiment, start, end):
+            self.writer.file_writer.add_summary(summary, self._last_frames)
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, self._last_frames)
+        self.writer.flush()
+        return metrics
+
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
+        if self.config is not None:
+            self.write_hparams()
         self.writer.close()
         self.metrics_file.close()
         self.events_file.close()
@@ -216,6 +244,30 @@ class Reporter:
             self.lengths[t].extend(state["lengths"].get(t, []))
             self.episodes[t] = state["episodes"].get(t, 0)
         self.actor_restarts = state["actor_restarts"]
+
+
+def hparam_values(config: Mapping[str, Any]) -> dict[str, int | float | str | bool]:
+    """The config tree flattened to ``{"section.field": value}`` with TensorBoard-friendly values
+    (numbers, strings and bools as they are; None, lists and mappings as their YAML text)."""
+    import yaml
+
+    flat: dict[str, Any] = {}
+    for section, body in config.items():
+        for name, value in body.items():
+            key = f"{section}.{name}"
+            if isinstance(value, (bool, int, float, str)):
+                flat[key] = value
+            else:
+                flat[key] = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return flat
+
+
+def _yaml_markdown(config: Mapping[str, Any]) -> str:
+    """YAML as a Markdown code block (TensorBoard renders text summaries as Markdown)."""
+    import yaml
+
+    text = yaml.safe_dump(dict(config), sort_keys=False)
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 def _finite(value: Any) -> Any:

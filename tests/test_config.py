@@ -1,4 +1,6 @@
 """The config tree: YAML + overrides, validation with clear errors, resume compatibility."""
+import os
+
 import pytest
 import yaml
 
@@ -96,3 +98,48 @@ def test_actor_resources_are_a_validated_mapping():
                        ("actors.resources=3", "must be a mapping")]:
         with pytest.raises(ValueError, match=words):
             load_config(None, [bad])
+
+
+@pytest.mark.parametrize("text, value", [
+    ("2e6", 2_000_000), ("2_000_000", 2_000_000), ("2.5e6", 2_500_000), ("2.0e+6", 2_000_000), ("1E3", 1000),
+    ("1_000e3", 1_000_000), ("10_000_000_000", 10_000_000_000), ("7", 7),
+])
+def test_integer_fields_accept_scientific_and_underscored_forms(text, value):
+    cfg = load_config(None, [f"total_frames={text}", f"learner.batch_size={text}"])
+    assert cfg.run.total_frames == value and type(cfg.run.total_frames) is int
+    assert cfg.learner.batch_size == value and type(cfg.learner.batch_size) is int
+
+
+@pytest.mark.parametrize("text", ["2.5", "2.5e0", "1e-3", "1_000.5", "inf", "nan", "true", "2e6x", "[1]"])
+def test_integer_fields_refuse_values_that_are_not_whole_numbers(text):
+    with pytest.raises(ValueError, match=r"run\.total_frames=.*(integer|whole number)"):
+        load_config(None, [f"total_frames={text}"])
+
+
+def test_integer_forms_work_in_yaml_files_too(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("run:\n  total_frames: 3e6\n  checkpoint_every_frames: 500_000\n")
+    cfg = load_config(path)
+    assert (cfg.run.total_frames, cfg.run.checkpoint_every_frames) == (3_000_000, 500_000)
+
+
+def test_check_logdir_refuses_what_cannot_be_created_and_creates_nothing(tmp_path):
+    from configs.schema import check_logdir
+
+    check_logdir(tmp_path / "new" / "deeper")                 # creatable: fine, and not created
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="a_file.*not a directory.*logdir="):
+        check_logdir(blocker / "run")
+    with pytest.raises(ValueError, match="not a directory"):
+        check_logdir(blocker)
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if os.geteuid() != 0:                                 # root ignores permission bits
+            with pytest.raises(ValueError, match="not writable"):
+                check_logdir(readonly / "run")
+    finally:
+        readonly.chmod(0o700)

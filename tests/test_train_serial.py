@@ -87,3 +87,27 @@ def test_outputs_written(tmp_path):
     records = read_jsonl(logdir / "metrics.jsonl")
     assert records and {"frames", "mean_capped_score", "tasks", "fps"} <= set(records[-1])
     json.dumps(records[-1])
+    # TensorBoard, read back from the event files: the resolved config as text, hparams + final scores
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    import yaml
+
+    tb = EventAccumulator(str(logdir), size_guidance={"tensors": 0, "scalars": 0})
+    tb.Reload()
+    text = tb.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert yaml.safe_load("\n".join(ln[4:] for ln in text.splitlines())) == yaml.safe_load(saved)
+    content = tb.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["agent.head"].string_value == "shared" and hp["learner.batch_size"].number_value == 3
+    assert hp["learner.adam_betas"].string_value == "[0.9, 0.999]"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    tasks = records[-1]["tasks"]
+    assert tasks                                             # some episodes finished in this run
+    assert {f"final/{name}/score" for name in tasks} <= metric_tags
+    for name, stats in tasks.items():                        # the same numbers as metrics.jsonl's last report
+        assert tb.Scalars(f"final/{name}/score")[-1].value == pytest.approx(stats["score"], rel=1e-6)
+        assert tb.Scalars(f"final/{name}/score")[-1].step == records[-1]["frames"]
+    if records[-1]["mean_capped_score"] is not None:
+        assert tb.Scalars("final/mean_capped_score")[-1].value == pytest.approx(records[-1]["mean_capped_score"])
