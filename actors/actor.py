@@ -1,7 +1,7 @@
 """Acting: several envs stepped in lockstep by one CPU policy, emitting unrolls.
 
 ``ActorCore`` is plain Python (no Ray): the serial mode calls it in-process and
-``actors.ray_actor`` hosts the same class in a Ray process. Each call of
+``actors.ray_source`` hosts the same class in a Ray process. Each call of
 ``unroll()`` steps every env ``T`` times with one batched forward per step and
 returns one ``Unroll`` of ``T + 1`` steps (alignment: ``agent/types.py``).
 """

@@ -1,4 +1,4 @@
-"""The peer-comparison workload of ``../shared/peers`` as a one-task suite (``get_suite("peer_doorkey")``).
+"""The peer-comparison workload (``docs/PEERS.md``) as a one-task suite (``get_suite("peer_doorkey")``).
 
 Exactly the env the peers (Sample Factory, RLlib IMPALA) were measured on: MiniGrid's
 ``MiniGrid-DoorKey-5x5-v0`` with its stock ``RGBImgPartialObsWrapper`` (tile 8) and

@@ -199,7 +199,7 @@ _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
 
 
 def get_suite(name: str, **options: Any) -> Suite:
-    """The suite ``name`` ("embedded" | "dmlab30" | "peer_doorkey", the workload of ../shared/peers).
+    """The suite ``name`` ("embedded" | "dmlab30" | "peer_doorkey", the peers' workload of docs/PEERS.md).
 
     embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
     dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),

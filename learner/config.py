@@ -1,6 +1,6 @@
 """Learner configuration: one frozen dataclass, validated on construction.
 
-Defaults are the DMLab-30 settings of the IMPALA reference release (see DMLAB30.md section 4).
+Defaults are the DMLab-30 settings of the IMPALA reference release (docs/DMLAB30.md, "Learner (V-trace) and network").
 """
 from __future__ import annotations
 

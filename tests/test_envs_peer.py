@@ -1,4 +1,4 @@
-"""The peer-comparison suite is exactly the peers' env (../shared/peers/pb_env.py) in our observation dict."""
+"""The peer-comparison suite is exactly the peers' env (docs/PEERS.md: the stock MiniGrid wrappers) in our observation dict."""
 import gymnasium as gym
 import minigrid  # noqa: F401
 import numpy as np
