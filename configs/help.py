@@ -1,7 +1,8 @@
 """Field descriptions read from the schema's source, and the config reference that ``--help`` prints.
 
 Each config field is documented once, by the trailing comment on its line in its dataclass
-(``configs/schema.py``, ``agent/config.py``, ``learner/config.py``)::
+(``configs/schema.py``, ``agent/config.py``, ``learner/config.py``), or by the comment lines right
+above it when a line is not enough::
 
     batch_size: int = 32                 # unrolls per learner update (B)
 
@@ -27,9 +28,11 @@ from configs.schema import DEFAULT_CONFIG, SECTIONS, SHORT_KEYS, TrainConfig, lo
 def field_descriptions(cls: type) -> dict[str, str]:
     """``{field name: its trailing comment}`` for the dataclass ``cls`` (missing comments: no entry).
 
-    A comment on any physical line of the field's declaration counts (a long default may wrap).
+    A comment on any physical line of the field's declaration counts (a long default may wrap);
+    a field without one takes the block of comment lines right above it.
     """
     source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
     comments: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
@@ -39,6 +42,11 @@ def field_descriptions(cls: type) -> dict[str, str]:
     for node in body.body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             parts = [comments[line] for line in range(node.lineno, node.end_lineno + 1) if line in comments]
+            if not parts:                       # else a block of comment lines right above the field
+                line = node.lineno - 1
+                while line in comments and lines[line - 1].lstrip().startswith("#"):
+                    parts.insert(0, comments[line])
+                    line -= 1
             if parts:
                 found[node.target.id] = " ".join(parts)
     return found

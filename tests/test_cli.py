@@ -26,12 +26,17 @@ class Example:
     wrapped: tuple[int, ...] = (1, 2,
                                 3)  # the comment of a wrapped default
     undocumented: str = "x"
-    # a comment on its own line is not a field's description
+
+    # a block of comment lines right above a field
+    # describes it
+    above: int = 1
+    # ignored: the field has its own trailing comment
     after: float = 0.5  # has a # inside
 
 
 def test_field_descriptions_are_the_trailing_comments():
     assert field_descriptions(Example) == {"plain": "a plain field", "wrapped": "the comment of a wrapped default",
+                                           "above": "a block of comment lines right above a field describes it",
                                            "after": "has a # inside"}
 
 
