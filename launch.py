@@ -301,12 +301,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (envs and action sampling)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="how to run: mode=serial|ray, num_actors=W (workers), ray_address=..., env.options.X=...")
+    p = sub.add_parser("compare", help="train and evaluate a grid of heads x seeds, then write its report")
+    p.add_argument("--heads", default="shared,multihead,taskid_mi,learnt_mi", help="comma-separated heads")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per head (default 3)")
+    p.add_argument("--out", required=True, help="grid directory: DIR/<head>/seed<k>/ and DIR/report/")
+    p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
+    p.add_argument("--parallel", type=int, default=1, help="runs trained side by side (default 1)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task (0 = none)")
+    p.add_argument("--retries", type=int, default=1, help="restarts (resuming) of a run that fails (default 1)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run (as for train)")
+    p = sub.add_parser("report", help="learning curves, tables and statistics from finished or running runs")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training logdirs (grouped by their head)")
+    p.add_argument("--out", required=True, help="report directory (summary.md, PNGs, CSVs)")
+    p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may also follow evaluate's options (argparse takes positionals in one run)
-    if args.command == "evaluate" and all("=" in e and not e.startswith("-") for e in extra):
+    if args.command in ("evaluate", "compare") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in ("compare", "report"):
+        return _analysis(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "evaluate":
         from evaluation.evaluate import EvaluationError
@@ -331,6 +346,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return EXIT_CODES.get(reason, 0)
+
+
+def _analysis(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "report":
+            from analysis.report import write_report
+
+            print(f"report written to {write_report(args.runs, args.out, boot=args.boot)}")
+            return 0
+        from analysis.compare import compare
+
+        states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
+                         parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
+    except ValueError as e:      # GridError, ReportError, a bad override: nothing was done
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if all(s == "finished" for s in states.values()) else 1
 
 
 if __name__ == "__main__":

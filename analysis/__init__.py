@@ -1,0 +1,1 @@
+"""Comparing runs: grids of heads x seeds (compare), statistics (stats), plots and reports."""
