@@ -106,9 +106,12 @@ def check_clash(out: str, identity: dict[str, Any]) -> None:
 
 def checkpoint_frames(logdir: str) -> int:
     """Env frames of the run's newest readable checkpoint (0 if none)."""
-    from learner.checkpoint import Checkpointer
+    from learner.checkpoint import Checkpointer, CorruptCheckpoint
 
-    loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()
+    try:
+        loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()
+    except CorruptCheckpoint as e:
+        raise GridError(f"run {logdir}: {e}") from None
     return int(loaded[0]["frames"]) if loaded else 0
 
 
@@ -239,20 +242,32 @@ class Grid:
             if active and time.monotonic() - last_progress >= self.poll:
                 last_progress = time.monotonic()
                 if what == "train":
-                    self.say(" | ".join(f"{r.name} {_progress(r.logdir, self.total_frames)}" for r in active))
+                    self.say(_progress_line([r.logdir for r in active], [r.name for r in active], self.total_frames))
 
 
-def _progress(logdir: str, total_frames: int) -> str:
+def _last_metrics(logdir: str) -> dict[str, Any] | None:
     path = os.path.join(logdir, "metrics.jsonl")
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - 8192))
-            last = json.loads(f.read().decode(errors="replace").strip().splitlines()[-1])
+            return json.loads(f.read().decode(errors="replace").strip().splitlines()[-1])
     except (OSError, ValueError, IndexError):
-        return "starting"
-    score = last.get("mean_capped_score")
-    return (f"{100 * last['frames'] / total_frames:.0f}% {last.get('fps', 0):,.0f} f/s "
-            f"score {'n/a' if score is None else f'{score:.1f}'}")
+        return None
+
+
+def _progress_line(logdirs: Sequence[str], names: Sequence[str], total_frames: int) -> str:
+    """``N running, F f/s in all | name pct% score S | ...`` from the runs' last metrics records."""
+    parts, fps = [], 0.0
+    for logdir, name in zip(logdirs, names):
+        last = _last_metrics(logdir)
+        if last is None:
+            parts.append(f"{name} starting")
+            continue
+        fps += last.get("fps") or 0.0
+        score = last.get("mean_capped_score")
+        parts.append(f"{name} {100 * last['frames'] / total_frames:.0f}% "
+                     f"score {'n/a' if score is None else f'{score:.1f}'}")
+    return f"{len(logdirs)} running, {fps:,.0f} f/s in all | " + " | ".join(parts)
 
 
 def write_grid_file(out: str, identity: dict[str, Any], heads: Sequence[str], seeds: int,

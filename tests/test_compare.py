@@ -68,6 +68,13 @@ def test_bad_requests_are_refused_before_any_work(tmp_path, capsys):
     assert launch.main(["compare", "--heads", "shared", "--out", out, "tasks=[collect_red]"]) == 2
     assert "use another --out" in capsys.readouterr().err
     assert os.listdir(out) == ["grid.json"]
+    # an unreadable run: one clear line, no traceback, nothing trained
+    other = str(tmp_path / "other")
+    os.makedirs(os.path.join(other, "shared", "seed0", "checkpoints"))
+    with open(os.path.join(other, "shared", "seed0", "checkpoints", "ckpt-0000000001.pt"), "wb") as f:
+        f.write(b"not a checkpoint")
+    assert launch.main(["compare", "--heads", "shared", "--seeds", "1", "--out", other]) == 2
+    assert "every checkpoint in" in capsys.readouterr().err
 
 
 def test_plan_is_seed_major_with_per_run_overrides(tmp_path):
