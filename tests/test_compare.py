@@ -25,7 +25,7 @@ def checkpoint_files(out):
 @pytest.mark.timeout(900)
 def test_tiny_grid_end_to_end_then_rerun_skips(tmp_path, capsys):
     out = str(tmp_path / "grid")
-    args = ["compare", "--heads", "shared,taskid_mi", "--seeds", "2", "--out", out, "--parallel", "2",
+    args = ["compare", "--heads", "shared,taskid_mi", "--seeds", "2", "--out", out, "--parallel", "2", "--retries", "2",
             "--eval-episodes", "2", *TINY]
     assert launch.main(args) == 0
     first = capsys.readouterr().out
