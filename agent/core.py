@@ -15,13 +15,14 @@ class ResettingLSTM(nn.Module):
     this module holds as ``self.cell``) would. The input projection ``W_ih x + b`` is computed for
     all T steps in one matmul; only ``W_hh h`` and the gate non-linearities run in the time loop,
     with no host synchronisation (the reset is a multiplication, not a branch). The agent runs
-    it in float32 (outside autocast).
+    it in float32 (outside autocast). The forget gate's bias starts at +1 (``init_forget_bias``).
     """
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.cell = nn.LSTMCell(input_size, hidden_size)
         self.hidden_size = hidden_size
+        init_forget_bias(self.cell.bias_ih, self.cell.bias_hh, hidden_size)
 
     def forward(self, x: torch.Tensor, done: torch.Tensor,
                 state: CoreState) -> tuple[torch.Tensor, CoreState]:
@@ -46,3 +47,22 @@ class ResettingLSTM(nn.Module):
             h = o * torch.tanh(c)
             outputs.append(h)
         return torch.stack(outputs), CoreState(h, c)
+
+
+FORGET_BIAS = 1.0
+
+
+@torch.no_grad()
+def init_forget_bias(bias_ih: torch.Tensor, bias_hh: torch.Tensor, hidden_size: int,
+                     value: float = FORGET_BIAS) -> None:
+    """Makes the forget gate's pre-activation bias ``bias_ih + bias_hh`` exactly ``value`` (torch's
+    gate order is i, f, g, o: the forget gate is rows ``[H, 2H)``).
+
+    IMPALA's agent uses TF's ``LSTMBlockCell``, whose bias variable starts at 0 and which adds
+    ``forget_bias=1.0`` to the forget gate at every step. Starting the parameter at +1 instead gives
+    the same function and the same gradients (a constant offset does not change d loss / d bias),
+    and keeps checkpoints plain ``nn.LSTM`` / ``nn.LSTMCell`` state dicts.
+    """
+    forget = slice(hidden_size, 2 * hidden_size)
+    bias_ih[forget] = value
+    bias_hh[forget] = 0.0

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from agent.core import init_forget_bias
+
 
 def _frames_to_float(frame: torch.Tensor) -> torch.Tensor:
     if frame.dtype != torch.uint8:
@@ -95,6 +97,7 @@ class InstructionEncoder(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(buckets + 1, embed, padding_idx=0)
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        init_forget_bias(self.lstm.bias_ih_l0, self.lstm.bias_hh_l0, hidden)   # TF LSTMBlockCell's +1
         self.out_features = hidden
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:

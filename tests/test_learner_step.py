@@ -129,9 +129,14 @@ def test_repeated_steps_on_a_fixed_batch_lower_its_loss(head):
     torch.testing.assert_close(first, before)
     after_one, _ = loss_against(targets)
     assert after_one < before                     # one step descends the loss it differentiated
-    for _ in range(40):
-        last = learner.step(batch)["total_loss"]
-    assert last < 0.7 * first, (first, last)
+    # ... and so does every later step. (The total loss itself need not fall over many steps: its
+    # V-trace targets and advantages move with the network, and the policy-gradient term can be
+    # negative; a check like "40 steps end below 0.7x the first loss" held for some seeds only.)
+    for _ in range(10):
+        before, targets = loss_against()
+        learner.step(batch)
+        after, _ = loss_against(targets)
+        assert after < before
 
 
 def test_state_dict_round_trip_reproduces_the_next_step():
