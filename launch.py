@@ -7,8 +7,9 @@
 
 Trains on the embedded suite by default (``configs/embedded.yaml``). Running the same
 command again with the same ``logdir`` resumes from its newest checkpoint; a larger
-``total_frames`` extends the run. SIGTERM / SIGINT write a checkpoint and exit
-(status 143 / 130), so a preempted job resumes where it stopped.
+``total_frames`` extends the run; ``resume=never`` moves the old run aside and starts afresh.
+SIGTERM / SIGINT write a checkpoint and exit (status 143 / 130), so a preempted job resumes
+where it stopped; an error writes a final checkpoint and exits with status 1.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any, Sequence
 
 import torch
@@ -73,18 +75,38 @@ def check_agent_fits_suite(cfg: Any, suite: Any) -> None:
                           f"agent.instruction_buckets={vocabulary} (or agent.use_instruction=false)")
 
 
-def check_resume(cfg: Any, saved: dict[str, Any]) -> list[str]:
-    """Refuses a checkpoint made with an incompatible config; returns the other changed keys."""
+def check_resume(cfg: Any, saved: dict[str, Any], suite: Any = None) -> list[str]:
+    """Refuses a checkpoint made with an incompatible config (``configs.schema.INCOMPATIBLE_PREFIXES``),
+    naming each field; returns the other changed keys."""
     from configs.schema import config_from_dict, incompatible_changes
+    from envs.suites import get_suite
 
     saved_cfg = config_from_dict(saved)
     bad, other = incompatible_changes(saved_cfg, cfg)
+    if "env.options.action_repeat" in bad and suite is not None and "env.suite" not in bad:
+        # given on one side only: what counts is the action repeat the suites end up with
+        if get_suite(saved_cfg.env.suite, **saved_cfg.env.options).action_repeat == suite.action_repeat:
+            bad.remove("env.options.action_repeat")
     if bad:
         a, b = saved_cfg.to_dict(), cfg.to_dict()
         details = "; ".join(f"{k}: checkpoint {_get(a, k)!r} vs now {_get(b, k)!r}" for k in bad)
         raise ConfigError(f"cannot resume from {cfg.run.logdir}: its checkpoint was made with an incompatible "
-                          f"config ({details}). Use another logdir for a new run, or the checkpoint's settings.")
+                          f"config ({details}). Use the checkpoint's settings, another logdir, or resume=never "
+                          f"(moves this run aside to {cfg.run.logdir}.old-<time> and starts afresh).")
     return other
+
+
+def move_aside(logdir: str) -> str | None:
+    """Renames a non-empty ``logdir`` to ``<logdir>.old-<UTC time>`` (never deletes); returns the new name."""
+    if not os.path.isdir(logdir) or not os.listdir(logdir):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    target, n = f"{os.path.normpath(logdir)}.old-{stamp}", 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{os.path.normpath(logdir)}.old-{stamp}-{n}"
+    os.rename(logdir, target)
+    return target
 
 
 def _get(tree: dict[str, Any], dotted: str) -> Any:
@@ -107,7 +129,7 @@ def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
     if cfg.run.mode == "serial":
         from actors.serial import SerialSource
 
-        return SerialSource(lambda i, inc: ActorCore(**actor_args(i, inc)), cfg.actors.num_actors)
+        return SerialSource(lambda i, inc: ActorCore(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
     from actors.ray_source import RaySource
 
     return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
@@ -183,11 +205,13 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
 
 def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
           on_step=None, install_signal_handlers: bool = True) -> str:
-    """Runs (or resumes) training as configured. Returns "done" or the stop reason."""
+    """Runs (or resumes) training as configured. Returns "done" or the stop reason; raises
+    ``ConfigError`` before any work for a config it cannot run, ``TrainingError`` (one-line message,
+    after a final checkpoint where possible) when training fails."""
     from agent import Agent
     from configs.schema import save_yaml
     from learner.checkpoint import Checkpointer
-    from learner.loop import TrainLoop
+    from learner.loop import TrainingError, TrainLoop, describe_error, report_error
     from learner.report import Reporter
     from learner.step import Learner
 
@@ -198,11 +222,16 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     check_agent_fits_suite(cfg, suite)
     logdir = cfg.run.logdir
     checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
-    loaded = checkpointer.load_latest()             # before anything is written: refuse early
-    changed = check_resume(cfg, loaded[0]["config"]) if loaded else []
+    fresh = cfg.run.resume == "never"
+    loaded = None if fresh else checkpointer.load_latest()   # before anything is written: refuse early
+    if cfg.run.resume == "must" and not loaded:
+        raise ConfigError(f"run.resume=must but {logdir} holds no checkpoint to resume; check logdir, "
+                          "or use resume=auto to start a new run there")
+    changed = check_resume(cfg, loaded[0]["config"], suite) if loaded else []
     if loaded and loaded[0]["frames"] >= cfg.run.total_frames:
         raise ConfigError(f"{logdir} already holds a run at {loaded[0]['frames']:,} frames >= "
-                          f"total_frames={cfg.run.total_frames:,}; raise total_frames to extend it")
+                          f"total_frames={cfg.run.total_frames:,}; raise total_frames to extend it, "
+                          "or resume=never to move it aside and start afresh")
     if cfg.run.learner_threads:
         torch.set_num_threads(cfg.run.learner_threads)
     torch.manual_seed(cfg.run.seed)
@@ -213,22 +242,33 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     started_ray = start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
     source = reporter = None
     try:
+        moved = move_aside(logdir) if fresh else None
         os.makedirs(logdir, exist_ok=True)
+        removed = checkpointer.remove_partial_saves()
         save_yaml(cfg, os.path.join(logdir, "config.yaml"))
         reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
                             report_every_seconds=cfg.run.report_every_seconds,
                             score_window=cfg.run.score_window_episodes,
                             start_frames=loaded[0]["frames"] if loaded else 0, config=cfg.to_dict())
-        source = make_source(cfg, suite, task_ids, reporter.event)
-        loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
-                         config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
-                         batch_size=cfg.learner.batch_size,
-                         checkpoint_every_seconds=cfg.run.checkpoint_every_seconds,
-                         checkpoint_every_frames=cfg.run.checkpoint_every_frames)
-        if loaded:
-            loop.load_state_dict(loaded[0])
-            reporter.event("resume", path=str(loaded[1]), frames=learner.num_frames,
-                           updates=learner.num_updates, changed=",".join(changed) or "-")
+        if moved:
+            reporter.event("moved_aside", old_run=moved, why="run.resume=never")
+        if removed:
+            reporter.event("removed_partial_saves", files=removed, why="left by a save that was killed")
+        try:
+            source = make_source(cfg, suite, task_ids, reporter.event)
+            loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
+                             config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
+                             batch_size=cfg.learner.batch_size, unroll_length=cfg.learner.unroll_length,
+                             checkpoint_every_seconds=cfg.run.checkpoint_every_seconds,
+                             checkpoint_every_frames=cfg.run.checkpoint_every_frames)
+            if loaded:
+                loop.load_state_dict(loaded[0])
+                reporter.event("resume", path=str(loaded[1]), frames=learner.num_frames,
+                               updates=learner.num_updates, changed=",".join(changed) or "-")
+        except Exception as e:  # noqa: BLE001 - e.g. serial actors that cannot be built: nothing new to save
+            report_error(reporter, e, frames=learner.num_frames, updates=learner.num_updates, checkpoint=None)
+            raise TrainingError(f"could not start training: {describe_error(e)}; no new checkpoint (nothing "
+                                f"trained yet). Traceback in {logdir}/events.jsonl") from e
         if install_signal_handlers:
             _install_signal_handlers(loop)
         reporter.event("start", device=str(device), mode=cfg.run.mode, suite=cfg.env.suite,
@@ -340,11 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from learner.loop import TrainingError
+
     try:
         reason = train(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return EXIT_CODES.get(reason, 0)
 
 

@@ -7,7 +7,7 @@ returns one ``Unroll`` of ``T + 1`` steps (alignment: ``agent/types.py``).
 """
 from __future__ import annotations
 
-import copy
+import pickle
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -212,23 +212,40 @@ class ActorCore:
 
     # ------------------------------------------------------------ serial-mode checkpointing
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (serial mode): envs, last step, LSTM state, RNG."""
+        """Everything needed to continue exactly (serial mode): envs, last step, LSTM state, RNG.
+
+        The envs and the last step are pickled (``"episodes"``, bytes). Envs that cannot be
+        pickled (the real ``deepmind_lab.Lab`` is a C object) give ``"episodes": None`` and
+        ``"not_copyable"`` (the reason): a resume then starts new episodes, as in Ray mode.
+        """
+        try:
+            episodes, reason = pickle.dumps((self.envs, self._last)), None
+        except Exception as e:  # noqa: BLE001 - TypeError for C objects, PicklingError, ... all mean "cannot copy"
+            episodes, reason = None, f"{type(e).__name__}: {e}"[:300]
         return {
-            "envs": copy.deepcopy(self.envs),
-            "last": copy.deepcopy(self._last),
+            "episodes": episodes,
+            "not_copyable": reason,
+            "task_ids": self.task_ids.tolist(),
             "core": tuple(t.clone() for t in (*self._state, *self._state_before_last)),
             "generator": self.generator.get_state(),
             "policy_version": self.policy_version,
         }
 
-    def set_state(self, state: Mapping[str, Any]) -> None:
-        self.envs = state["envs"]
-        self._last = state["last"]
+    def set_state(self, state: Mapping[str, Any]) -> bool:
+        """Continues from ``get_state()``'s result if it has the envs, for the same tasks; returns
+        whether it did (False: this actor starts new episodes)."""
+        if state.get("episodes") is None or list(state.get("task_ids", [])) != self.task_ids.tolist():
+            return False
+        envs, last = pickle.loads(state["episodes"])
+        for env in self.envs:
+            env.close()
+        self.envs, self._last = envs, last
         h, c, h0, c0 = state["core"]
         self._state, self._state_before_last = CoreState(h, c), CoreState(h0, c0)
         self.generator.set_state(state["generator"])
         self._words = None
         self.policy_version = -1   # weights are set again by the learner right after
+        return True
 
     def close(self) -> None:
         for env in self.envs:

@@ -65,7 +65,10 @@ def describe(error: BaseException) -> str:
     cause = getattr(error, "cause", None)
     if isinstance(error, RayTaskError) and cause is not None:
         return f"{type(cause).__name__}: {cause}"[:500]
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, RayActorError) and error.actor_init_failed and lines:
+        return f"the actor's constructor raised {lines[-1]}"[:500]   # its traceback ends with the exception
+    text = " ".join(lines)
     return f"{type(error).__name__}: {text}"[:500]
 
 
@@ -117,17 +120,20 @@ class RaySource:
     def _restart(self, i: int, error: BaseException) -> None:
         self.restarts += 1
         old = self.incarnations[i]
-        self.on_event("actor_restart", actor=i, incarnation=old, new_incarnation=old + 1, error=describe(error))
+        dropped = [r for r, a in self.pending.items() if a == i]
+        # the failed request (already out of `pending`) and the actor's other requests are dropped whole
+        self.on_event("actor_restart", actor=i, incarnation=old, new_incarnation=old + 1, error=describe(error),
+                      dropped_unrolls=1 + len(dropped))
         if isinstance(error, RayActorError) and error.actor_init_failed:
             self.init_failures[i] += 1
             if self.init_failures[i] >= MAX_INIT_FAILURES:
                 raise RuntimeError(f"actor {i} failed to start {self.init_failures[i]} times in a row; the last "
-                                   f"error: {error}. Check the suite's options and that every node can build "
+                                   f"error: {describe(error)}. Check the suite's options and that every node can build "
                                    "the envs (e.g. deepmind_lab installed).")
         if self.restarts > self.max_restarts:
             raise RuntimeError(f"{self.restarts} actor restarts exceed actors.max_restarts={self.max_restarts}; "
-                               f"last error: {error}. Fix the cause, or raise actors.max_restarts.")
-        for ref in [r for r, a in self.pending.items() if a == i]:
+                               f"last error: {describe(error)}. Fix the cause, or raise actors.max_restarts.")
+        for ref in dropped:
             del self.pending[ref]
         for ref in [r for r, (a, _) in self.info_refs.items() if a == i]:
             del self.info_refs[ref]
@@ -199,6 +205,8 @@ class RaySource:
             self.incarnations[i] = (previous[i] + 1) if i < len(previous) else 0
 
     def close(self) -> None:
+        # requests still in flight die with their actors (finished ones included): say how many
+        self.on_event("actors_stopped", abandoned_unrolls=len(self.pending))
         for actor in [*self.actors, self.store]:
             if actor is not None:
                 try:

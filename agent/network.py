@@ -44,6 +44,43 @@ class Agent(nn.Module):
         self.core = ResettingLSTM(core_input, cfg.core_size)
         self.head = build_head(cfg, cfg.core_size, num_actions, num_tasks)
 
+    def spec(self) -> dict:
+        """The constructor's keyword arguments besides the config (saved in checkpoints)."""
+        return {"num_actions": self.num_actions, "num_tasks": self.num_tasks,
+                "frame_shape": list(self.frame_shape), "instruction_length": self.instruction_length}
+
+    @classmethod
+    def from_checkpoint(cls, path, device: torch.device | str = "cpu"):
+        """``(agent, config)`` from a checkpoint file, or from a logdir (its newest readable checkpoint):
+        the trained agent in eval mode on ``device`` and the run's ``configs.schema.TrainConfig``.
+
+        For notebooks and evaluation scripts; it imports the checkpoint reader and the config
+        schema when called (they sit above ``agent/`` in the import order).
+        """
+        import os
+
+        from configs.schema import config_from_dict
+        from learner.checkpoint import Checkpointer, load_file
+
+        if os.path.isdir(path):
+            found = Checkpointer(os.path.join(path, "checkpoints")).load_latest()
+            if found is None:
+                raise FileNotFoundError(f"{path} holds no checkpoint (looked in {path}/checkpoints)")
+            state = found[0]
+        else:
+            state = load_file(path)
+        config = config_from_dict(state["config"])
+        spec = state.get("agent_spec")
+        if spec is None:   # checkpoints of format 1: ask the suite
+            from envs.suites import get_suite
+
+            suite = get_suite(config.env.suite, **config.env.options)
+            spec = {"num_actions": suite.num_actions, "num_tasks": len(suite.tasks),
+                    "frame_shape": suite.frame_shape, "instruction_length": suite.instruction_length}
+        agent = cls(config.agent, **{**spec, "frame_shape": tuple(spec["frame_shape"])})
+        agent.load_state_dict(state["learner"]["model"])
+        return agent.to(device).eval(), config
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:
         if device is None:
             device = next(self.parameters()).device

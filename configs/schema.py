@@ -43,6 +43,8 @@ class RunConfig:
     checkpoint_every_frames: int = 0     # periodic checkpoint by env frames (0 = off)
     keep_checkpoints: int = 3            # the newest N checkpoints are kept
     learner_threads: int = 0             # torch CPU threads of the learner process (0 = torch's default)
+    resume: str = "auto"                 # auto (resume if logdir has a checkpoint) | must (refuse if none) |
+                                         # never (move an existing logdir aside to LOGDIR.old-<time>, start afresh)
 
     def __post_init__(self) -> None:
         _positive_int("run.total_frames", self.total_frames)
@@ -53,6 +55,7 @@ class RunConfig:
         _non_negative("run.checkpoint_every_seconds", self.checkpoint_every_seconds)
         _non_negative("run.checkpoint_every_frames", self.checkpoint_every_frames)
         _choice("run.mode", self.mode, ("ray", "serial"))
+        _choice("run.resume", self.resume, ("auto", "must", "never"))
         if not self.logdir:
             raise ValueError("run.logdir is empty; set logdir=<a directory for this run's outputs>")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -123,6 +126,7 @@ SHORT_KEYS = {
     "device": "run.device",
     "ray_address": "run.ray_address",
     "mode": "run.mode",
+    "resume": "run.resume",
     "suite": "env.suite",
     "tasks": "env.tasks",
     "head": "agent.head",
@@ -134,17 +138,24 @@ SHORT_KEYS = {
     "learning_rate": "learner.learning_rate",
 }
 
-# Fields that may differ between a checkpoint and the config resuming from it.
+# What a resume does when a field differs between the checkpoint and the config resuming from it:
+# * RESUMABLE_CHANGES: applied silently (where outputs go, resources, cadences). Changes the resume
+#   adapts to: actors are always rebuilt (Ray: new incarnations; serial: exact continuation only if
+#   num_actors and envs_per_actor are unchanged, else new episodes, reported), and a saved batch
+#   queue whose unrolls have another length than learner.unroll_length is dropped (reported).
+# * INCOMPATIBLE_PREFIXES: refused, naming the field: another network, task set or optimizer, another
+#   meaning of a frame (env.options.action_repeat) or another random stream (run.seed).
+# * anything else (learner hyperparameters): applied, and listed in the resume event.
 RESUMABLE_CHANGES = {
-    "run.logdir", "run.total_frames", "run.device", "run.ray_address", "run.mode",
+    "run.logdir", "run.total_frames", "run.device", "run.ray_address", "run.mode", "run.resume",
     "run.report_every_seconds", "run.checkpoint_every_seconds", "run.checkpoint_every_frames",
     "run.keep_checkpoints", "run.score_window_episodes", "run.learner_threads",
     "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
     "actors.max_restarts", "actors.torch_threads", "actors.oversubscribe", "actors.resources",
-    "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level",
+    "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level", "env.options.dataset_path",
 }
-# Sections or fields whose change makes a checkpoint unusable (another network, task set or optimizer).
-INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "learner.optimizer")
+INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "env.options.action_repeat",
+                         "learner.optimizer", "run.seed")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

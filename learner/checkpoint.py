@@ -1,10 +1,18 @@
 """Atomic, verified checkpoints: ``ckpt-<updates>.pt`` in ``<logdir>/checkpoints``.
 
-A file is ``MAGIC | sha256(payload) | payload`` where payload is ``torch.save`` of a dict.
-It is written to a temporary file in the same directory, flushed and fsynced, then
-renamed over its final name (``os.replace`` is atomic), so a crash or a full disk never
-leaves a half-written file under a checkpoint's name. On load, a file whose hash does
-not match (or that does not unpickle) is reported and the previous checkpoint is used.
+A checkpoint is a plain ``torch.save`` file that ``torch.load(path)`` opens with torch's
+default ``weights_only=True``: it holds only tensors, plain containers, numbers, strings
+and ``bytes`` (what a resume needs beyond that, e.g. serial-mode env states, is stored as
+``pickle`` bytes by its owner). Its SHA-256 is in the sidecar ``ckpt-<updates>.pt.sha256``
+(``sha256sum`` format, so ``sha256sum -c`` checks it too).
+
+Both files are written to temporary files in the same directory, flushed and fsynced, then
+renamed over their final names (``os.replace`` is atomic; the sidecar first), so a crash or a
+full disk never leaves a half-written file under a checkpoint's name. On load, a checkpoint
+whose hash does not match its sidecar (or that has none, or does not unpickle) is reported
+and the previous one is used. Temporary files left by a killed save are removed by
+``remove_partial_saves()`` (called when a run starts). Files of the earlier format
+(``MAGIC | sha256 | payload`` in one file) are still read.
 """
 from __future__ import annotations
 
@@ -21,7 +29,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"IMPALAMU-CKPT-1\n"
+LEGACY_MAGIC = b"IMPALAMU-CKPT-1\n"
+HASH_SUFFIX = ".sha256"
+TMP_PREFIX = ".tmp-ckpt-"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
@@ -49,22 +59,22 @@ class Checkpointer:
         torch.save(state, buffer)
         payload = buffer.getvalue()
         final = self.directory / f"ckpt-{updates:010d}.pt"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-ckpt-", dir=self.directory)
+        digest = f"{hashlib.sha256(payload).hexdigest()}  {final.name}\n".encode()
+        tmps = []
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC)
-                f.write(hashlib.sha256(payload).digest())
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
+            tmp_hash = _write_synced(self.directory, digest, tmps)
+            tmp_payload = _write_synced(self.directory, payload, tmps)
+            os.replace(tmp_hash, sidecar(final))
+            os.replace(tmp_payload, final)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for tmp in tmps:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
             raise
         _fsync_dir(self.directory)
         for old in self.paths()[:-self.keep]:
             old.unlink(missing_ok=True)
+            sidecar(old).unlink(missing_ok=True)
         return final
 
     def load_latest(self) -> tuple[dict[str, Any], Path] | None:
@@ -80,19 +90,60 @@ class Checkpointer:
                                     f"({', '.join(p.name for p in paths)}); move them away to start afresh")
         return None
 
+    def remove_partial_saves(self) -> list[str]:
+        """Deletes what a killed save can leave: temporary files and sidecars without a checkpoint.
+        Returns the names removed."""
+        if not self.directory.is_dir():
+            return []
+        removed = []
+        for p in sorted(self.directory.iterdir()):
+            orphan = p.name.endswith(HASH_SUFFIX) and _NAME.match(p.name[:-len(HASH_SUFFIX)]) \
+                and not p.with_name(p.name[:-len(HASH_SUFFIX)]).exists()
+            if p.is_file() and (p.name.startswith(TMP_PREFIX) or orphan):
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+
+def sidecar(path: str | os.PathLike) -> Path:
+    """The hash file of checkpoint ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + HASH_SUFFIX)
+
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC):
-        raise CorruptCheckpoint("not an impala-mu checkpoint (bad header)")
-    digest, payload = data[len(MAGIC):len(MAGIC) + 32], data[len(MAGIC) + 32:]
-    if hashlib.sha256(payload).digest() != digest:
-        raise CorruptCheckpoint("content hash mismatch (truncated or overwritten file)")
+    """Reads a checkpoint after checking its hash; ``CorruptCheckpoint`` if it is unusable."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data.startswith(LEGACY_MAGIC):
+        digest, payload = data[len(LEGACY_MAGIC):len(LEGACY_MAGIC) + 32], data[len(LEGACY_MAGIC) + 32:]
+        if hashlib.sha256(payload).digest() != digest:
+            raise CorruptCheckpoint("content hash mismatch (truncated or overwritten file)")
+        return _unpickle(payload, weights_only=False)   # the old format held numpy arrays
     try:
-        # Our own files (verified above); they hold numpy arrays and RNG states, hence weights_only=False.
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+        expected = sidecar(path).read_text().split()[0]
+    except (OSError, IndexError):
+        raise CorruptCheckpoint(f"its hash file {sidecar(path).name} is missing or empty") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CorruptCheckpoint("content hash mismatch (truncated or overwritten file)")
+    return _unpickle(data, weights_only=True)
+
+
+def _unpickle(payload: bytes, weights_only: bool) -> dict[str, Any]:
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=weights_only)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
         raise CorruptCheckpoint(f"cannot unpickle: {e}") from e
+
+
+def _write_synced(directory: Path, data: bytes, created: list[str]) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    created.append(tmp)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -15,13 +15,21 @@ in-process, ``actors.ray_source.RaySource`` over Ray) provides
 The loop times each ``get()``: the fraction of wall time the learner spends waiting for unrolls,
 with the backlog, tells whether the learner or the actors bound the run (``Reporter``).
 
+Any exception inside the loop (too many actor restarts, an actor that cannot be built, a
+failing step or report) ends the run with a final checkpoint, provided the learner's state is
+intact (the failure did not happen while an optimizer step was being applied) and it has
+updates the last checkpoint lacks; the error and its traceback go to ``events.jsonl`` and
+``run`` raises ``TrainingError`` with a one-line message.
+
 On CUDA the step is asynchronous (no host syncs inside it), so stacking and copying
 the next batch overlaps the GPU work of the previous one.
 """
 from __future__ import annotations
 
+import pickle
 import random
 import time
+import traceback
 from typing import Any, Callable
 
 import numpy as np
@@ -78,6 +86,26 @@ class WeightSnapshot:
         return version, {k: v.numpy() for k, v in self.buffers.items()}
 
 
+class TrainingError(RuntimeError):
+    """Training stopped on an error; the message is one line, ``checkpoint`` the final one written (or None)."""
+
+    def __init__(self, message: str, checkpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message`` on one line (at most 500 characters)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def report_error(reporter: Reporter, error: BaseException, **fields: Any) -> None:
+    """The ``error`` event (one-line error and the full traceback) in events.jsonl."""
+    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    reporter.event("error", error=describe_error(error), **fields, traceback=tb)
+
+
 def rng_state() -> dict[str, Any]:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
@@ -90,7 +118,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 class TrainLoop:
     def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
-                 config_dict: dict[str, Any], total_frames: int, batch_size: int,
+                 config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int,
                  checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
                  stall_seconds: float = 120.0) -> None:
         self.learner = learner
@@ -100,24 +128,29 @@ class TrainLoop:
         self.config_dict = config_dict
         self.total_frames = total_frames
         self.batcher = Batcher(batch_size)
+        self.unroll_length = unroll_length
         self.every_seconds = checkpoint_every_seconds
         self.every_frames = checkpoint_every_frames
         self.stop_reason: str | None = None   # set (e.g. by a signal handler) to stop after the current step
         self._last_ckpt_time = time.monotonic()
         self._last_ckpt_frames = learner.num_frames
+        self._last_ckpt_updates = learner.num_updates
         self.stall_seconds = stall_seconds     # no unroll for this long: say so (e.g. actors cannot be placed)
         self._last_arrival = time.monotonic()
 
     # ------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
+        """What a resume needs; loadable by ``torch.load(path)`` (weights_only): the batcher's
+        unrolls and the RNG states are pickled bytes."""
         return {
-            "format": 1,
+            "format": 2,
             "config": self.config_dict,
+            "agent_spec": self.learner.agent.spec(),        # with config["agent"]: Agent.from_checkpoint
             "learner": self.learner.state_dict(),
             "source": self.source.state_dict(),
-            "batcher": list(self.batcher.queue),
+            "batcher": pickle.dumps(list(self.batcher.queue)),
             "reporter": self.reporter.state_dict(),
-            "rng": rng_state(),
+            "rng": pickle.dumps(rng_state()),
             "frames": self.learner.num_frames,
             "updates": self.learner.num_updates,
         }
@@ -125,18 +158,36 @@ class TrainLoop:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.source.load_state_dict(state["source"])
-        self.batcher = Batcher(self.batcher.batch_size)
-        self.batcher.add(state["batcher"])
         self.reporter.load_state_dict(state["reporter"])
-        set_rng_state(state["rng"])
+        queue = state["batcher"]
+        self.batcher = Batcher(self.batcher.batch_size)
+        self.batcher.add(self._accept(pickle.loads(queue) if isinstance(queue, bytes) else queue,
+                                      why="saved batch queue", arrived=False))
+        rng = state["rng"]
+        set_rng_state(pickle.loads(rng) if isinstance(rng, bytes) else rng)
         self._last_ckpt_frames = self.learner.num_frames
+        self._last_ckpt_updates = self.learner.num_updates
 
-    def save_checkpoint(self, why: str) -> None:
+    def _accept(self, unrolls: list, why: str, arrived: bool = True) -> list:
+        """The unrolls of this run's length T + 1; any other is dropped and counted (e.g. a saved
+        queue after ``learner.unroll_length`` changed). Whole unrolls only ever reach the batcher.
+        ``arrived``: new from the actors (counted as used) rather than restored from a checkpoint."""
+        good = [u for u in unrolls if u.reward.shape[0] == self.unroll_length + 1]
+        if len(good) < len(unrolls):
+            lengths = sorted({u.reward.shape[0] - 1 for u in unrolls} - {self.unroll_length})
+            self.reporter.event("unrolls_dropped", count=len(unrolls) - len(good), source=why,
+                                reason=f"unroll length {lengths} is not learner.unroll_length={self.unroll_length}")
+        self.reporter.count_unrolls(used=len(good) if arrived else 0, dropped=len(unrolls) - len(good))
+        return good
+
+    def save_checkpoint(self, why: str) -> str:
         path = self.checkpointer.save(self.state_dict(), self.learner.num_updates)
         self._last_ckpt_time = time.monotonic()
         self._last_ckpt_frames = self.learner.num_frames
+        self._last_ckpt_updates = self.learner.num_updates
         self.reporter.event("checkpoint", path=str(path), frames=self.learner.num_frames,
                             updates=self.learner.num_updates, why=why)
+        return str(path)
 
     def _checkpoint_due(self) -> bool:
         if self.every_seconds and time.monotonic() - self._last_ckpt_time >= self.every_seconds:
@@ -155,7 +206,35 @@ class TrainLoop:
 
     # ------------------------------------------------------------ the loop
     def run(self, on_step: Callable[["TrainLoop"], None] | None = None) -> str:
-        """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason)."""
+        """Trains until ``total_frames`` or a stop request; returns why it stopped ("done" or the reason).
+        Raises ``TrainingError`` (after a final checkpoint, see the module docstring) on any error."""
+        try:
+            return self._run(on_step)
+        except Exception as error:  # noqa: BLE001 - every failure gets the same treatment, then propagates
+            raise self._fail(error) from error
+
+    def _fail(self, error: Exception) -> TrainingError:
+        learner, path, note = self.learner, None, ""
+        if not learner.state_intact:
+            note = "no final checkpoint: the error interrupted an optimizer step"
+        elif learner.num_updates == self._last_ckpt_updates:
+            note = "no final checkpoint needed: no update since the last one"
+        else:
+            try:
+                path = self.save_checkpoint("error")
+            except Exception as e:  # noqa: BLE001
+                note = f"the final checkpoint failed too ({describe_error(e)})"
+        try:
+            report_error(self.reporter, error, frames=learner.num_frames, updates=learner.num_updates,
+                         checkpoint=path, note=note or None)
+        except Exception:  # noqa: BLE001 - the reporter itself may be what failed
+            pass
+        saved = f"final checkpoint {path}" if path else note
+        return TrainingError(f"training stopped at {learner.num_frames:,} frames ({learner.num_updates} updates) "
+                             f"by {describe_error(error)}; {saved}. Fix the cause and run the same command to "
+                             f"resume (traceback in {self.reporter.logdir}/events.jsonl)", checkpoint=path)
+
+    def _run(self, on_step: Callable[["TrainLoop"], None] | None) -> str:
         learner = self.learner
         snapshot = WeightSnapshot(learner.agent)
         copier = DeviceCopier(learner.device)
@@ -170,7 +249,7 @@ class TrainLoop:
         while learner.num_frames < self.total_frames and self.stop_reason is None:
             publish_pending()                  # actors must not wait on weights we already have
             asked = time.monotonic()
-            unrolls = self.source.get()
+            unrolls = self._accept(self.source.get(), why="actors")
             self.reporter.add_fetch(time.monotonic() - asked, *self.source.backlog())
             self._check_stall(bool(unrolls))
             for u in unrolls:

@@ -46,6 +46,8 @@ class Reporter:
         self.lengths = {t: deque(maxlen=score_window) for t in self.task_ids}
         self.episodes = {t: 0 for t in self.task_ids}
         self.actor_restarts = 0
+        self.unrolls_used = 0       # unrolls accepted by the learner (whole ones only)
+        self.unrolls_dropped = 0    # unrolls lost: pending on a failed actor, or of the wrong length
         self._sums: dict[str, torch.Tensor] = {}
         self._steps = 0
         self._lag_sum = 0.0
@@ -88,13 +90,20 @@ class Reporter:
         """The head's diagnostics (``agent.diagnostics.HeadDiagnostics`` or None), for the next report."""
         self._diagnostics = diagnostics
 
+    def count_unrolls(self, used: int, dropped: int) -> None:
+        self.unrolls_used += used
+        self.unrolls_dropped += dropped
+
     def event(self, kind: str, **fields: Any) -> None:
-        """An occurrence worth keeping (actor restart, checkpoint, resume): events.jsonl and the terminal."""
+        """An occurrence worth keeping (actor restart, checkpoint, resume, error): events.jsonl and
+        the terminal (a ``traceback`` field goes to events.jsonl only)."""
         if kind == "actor_restart":
             self.actor_restarts += 1
+            self.unrolls_dropped += fields.get("dropped_unrolls", 0)
         record = {"time": time.time(), "event": kind, **fields}
         self.events_file.write(json.dumps(record) + "\n")
-        self._print(f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items()), newline=True)
+        self._print(f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items() if k != "traceback"),
+                    newline=True)
 
     # ------------------------------------------------------------ scores
     def task_name(self, task_id: int) -> str:
@@ -141,7 +150,8 @@ class Reporter:
             "learner_wait_fraction": min(self._wait_seconds / max(now - self._last_time, 1e-9), 1.0),
             "unrolls_ready": self._ready_sum / self._fetches if self._fetches else None,
             "requests_in_flight": self._in_flight_sum / self._fetches if self._fetches else None,
-            "actor_restarts": self.actor_restarts, "tasks": per_task, "learner": learner,
+            "actor_restarts": self.actor_restarts, "unrolls_used": self.unrolls_used,
+            "unrolls_dropped": self.unrolls_dropped, "tasks": per_task, "learner": learner,
         }
         self.metrics_file.write(json.dumps(_finite(record)) + "\n")
         self._write_tensorboard(record, frames)
@@ -161,6 +171,8 @@ class Reporter:
         w.add_scalar("throughput/frames_per_second", r["fps"], step)
         w.add_scalar("actors/restarts", r["actor_restarts"], step)
         w.add_scalar("throughput/learner_wait_fraction", r["learner_wait_fraction"], step)
+        w.add_scalar("actors/unrolls_used", r["unrolls_used"], step)
+        w.add_scalar("actors/unrolls_dropped", r["unrolls_dropped"], step)
         for key in ("mean_capped_score", "mean_uncapped_score", "mean_episode_return"):
             if r[key] is not None:
                 w.add_scalar(f"score/{key}", r[key], step)
@@ -236,7 +248,8 @@ class Reporter:
     def state_dict(self) -> dict[str, Any]:
         return {"returns": {t: list(d) for t, d in self.returns.items()},
                 "lengths": {t: list(d) for t, d in self.lengths.items()},
-                "episodes": dict(self.episodes), "actor_restarts": self.actor_restarts}
+                "episodes": dict(self.episodes), "actor_restarts": self.actor_restarts,
+                "unrolls_used": self.unrolls_used, "unrolls_dropped": self.unrolls_dropped}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for t in self.task_ids:
@@ -244,6 +257,8 @@ class Reporter:
             self.lengths[t].extend(state["lengths"].get(t, []))
             self.episodes[t] = state["episodes"].get(t, 0)
         self.actor_restarts = state["actor_restarts"]
+        self.unrolls_used = state.get("unrolls_used", 0)        # absent in checkpoints of format 1
+        self.unrolls_dropped = state.get("unrolls_dropped", 0)
 
 
 def hparam_values(config: Mapping[str, Any]) -> dict[str, int | float | str | bool]:

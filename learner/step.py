@@ -89,6 +89,7 @@ class Learner:
         self.optimizer = build_optimizer(self.agent.parameters(), cfg)
         self.schedule = LinearDecay(cfg.learning_rate, total_frames)
         self.num_updates = 0
+        self.state_intact = True   # False while (and if an error interrupts) an update is being applied
 
     @property
     def num_frames(self) -> int:
@@ -109,9 +110,11 @@ class Learner:
         out.losses.total.backward()
         norm = grad_norm(self.agent.parameters(), self.cfg.grad_norm_clip)
         lr = self.schedule.apply(self.optimizer)
+        self.state_intact = False          # until parameters, optimizer state and counters agree again
         self.optimizer.step()
         self.schedule.advance(steps * batch_size * self.action_repeat)
         self.num_updates += 1
+        self.state_intact = True
         return self._metrics(out, norm, lr)
 
     def _metrics(self, out: LossOutputs, norm: torch.Tensor, lr: float) -> dict[str, torch.Tensor]:

@@ -42,3 +42,20 @@ class FlakySuite:
         if name.startswith("__") or name == "inner":   # during unpickling `inner` is not set yet
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+@dataclass(frozen=True)
+class BreakableSuite:
+    """Envs cannot be built once the file ``marker`` exists (e.g. a node lost its DMLab install)."""
+    inner: Any
+    marker: str
+
+    def make_env(self, task_id, seed, *, test=False):
+        if os.path.exists(self.marker):
+            raise RuntimeError("cannot build env (breakable_suite)")
+        return self.inner.make_env(task_id, seed, test=test)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

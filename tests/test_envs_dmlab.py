@@ -1,6 +1,8 @@
 """The DeepMind Lab adapter, checked through its calls into a faithful fake engine."""
+import copy
 import importlib.util
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -336,3 +338,13 @@ def test_render_rgb_array_returns_the_agent_view(fake):
     assert get_suite("dmlab30").make_env(1, seed=2).render() is None
     with pytest.raises(ValueError, match="render_mode"):
         DmLab("rooms_watermaze", seed=1, render_mode="human")
+
+
+def test_fake_lab_cannot_be_pickled_or_copied_like_the_real_c_object(fake):
+    # the real deepmind_lab.Lab is a C type (python/dmlab_module.c) without pickle support
+    lab = fake.Lab("contributed/dmlab30/rooms_watermaze", ["RGB_INTERLEAVED"])
+    for copy_it in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot pickle 'deepmind_lab.Lab' object"):
+            copy_it(lab)
+    with pytest.raises(TypeError, match="deepmind_lab.Lab"):
+        copy.deepcopy(get_suite("dmlab30").make_env(0, seed=1))   # nor an env holding one

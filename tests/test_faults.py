@@ -1,6 +1,7 @@
 """Fault tolerance with real Ray: an actor process SIGKILLed, an env that raises, a lost node.
 In each case the dead actor is restarted as a new incarnation, its partial unroll is dropped
-and training goes on."""
+and training goes on. When it cannot go on (too many restarts, actors that cannot be rebuilt)
+the run ends with a final checkpoint, the error in events.jsonl and a non-zero exit."""
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from ray.cluster_utils import Cluster
 import launch
 from conftest import TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
+from learner.checkpoint import Checkpointer
+from learner.loop import TrainingError
 
 RAY = TINY + ["num_actors=2", "envs_per_actor=2", "run.report_every_seconds=1"]
 
@@ -203,3 +206,47 @@ def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp
         assert ray_reaper.reap_leftovers(run_dir) == []
     finally:
         end_leftovers(tree)
+
+
+def test_too_many_restarts_exit_1_with_a_final_checkpoint(run_dir, tmp_path):
+    proc = launch_proc(RAY + [f"logdir={run_dir}", "total_frames=100000000", "actors.max_restarts=0"],
+                       log=tmp_path / "log")
+    try:
+        started = wait_for(lambda: len(events_of(run_dir, "actor_started")) == 2 and frames_now(run_dir) > 0
+                           and events_of(run_dir, "actor_started"), 240, "both actors and a report", proc)
+        os.kill(started[0]["pid"], signal.SIGKILL)
+        assert proc.wait(timeout=120) == 1
+    finally:
+        stop_process_group(proc)
+    last_line = (tmp_path / "log").read_text().strip().splitlines()[-1]
+    assert last_line.startswith("error: training stopped at ") and "actors.max_restarts=0" in last_line
+    [error] = events_of(run_dir, "error")
+    state, path = Checkpointer(run_dir / "checkpoints").load_latest()
+    assert error["checkpoint"] == str(path) and f"final checkpoint {path}" in last_line
+    assert state["updates"] == error["updates"] > 0 and state["frames"] >= frames_now(run_dir)
+    assert events_of(run_dir, "checkpoint")[-1]["why"] == "error"
+
+
+def test_actors_that_cannot_be_rebuilt_stop_the_run_with_a_final_checkpoint(tmp_path):
+    import flaky_suite
+
+    ray.cloudpickle.register_pickle_by_value(flaky_suite)
+    logdir, marker = tmp_path / "broken", tmp_path / "no-more-envs"
+    cfg = load_config(None, RAY + [f"logdir={logdir}", "total_frames=100000000"])
+    inner, task_ids = launch.build_suite(cfg)
+
+    def break_envs_and_kill_an_actor(loop):
+        if loop.learner.num_updates == 3:
+            pid = loop.source.actor_info()[1]["pid"]     # waits until both actors are built
+            marker.touch()
+            os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(TrainingError, match="actor 1 failed to start 3 times in a row") as info:
+        launch.train(cfg, suite=flaky_suite.BreakableSuite(inner, str(marker)), task_ids=task_ids,
+                     on_step=break_envs_and_kill_an_actor, install_signal_handlers=False)
+    state, path = Checkpointer(logdir / "checkpoints").load_latest()
+    assert info.value.checkpoint == str(path) and state["updates"] >= 3
+    restarts = events_of(logdir, "actor_restart")
+    assert [r["actor"] for r in restarts] == [1, 1, 1, 1]           # the kill, then 3 failed rebuilds
+    assert all("cannot build env" in r["error"] for r in restarts[1:])
+    assert events_of(logdir, "error")[0]["checkpoint"] == str(path)

@@ -21,7 +21,9 @@ adapter can get it wrong, and is stricter than the real one where the real behav
 Episodes are deterministic in the reset seed: frames and rewards are functions of
 (seed, frame number). Episode length: ``EPISODE_FRAMES`` engine frames (set it in a test).
 Language levels (``language_*``) give a non-empty ``INSTR``. Every call is recorded in
-``Lab.calls`` and every constructed Lab in ``INSTANCES``.
+``Lab.calls`` and every constructed Lab in ``INSTANCES``. Like the real ``deepmind_lab.Lab``
+(a C type without pickle support, ``python/dmlab_module.c``), a Lab cannot be pickled or
+copied: ``pickle.dumps``, ``copy.copy`` and ``copy.deepcopy`` raise CPython's ``TypeError``.
 """
 from __future__ import annotations
 
@@ -251,6 +253,10 @@ class Lab:
 
     def action_spec(self) -> list[dict]:
         return [dict(spec) for spec in _ACTION_SPEC]
+
+    def __reduce_ex__(self, protocol):
+        # CPython's refusal for an extension type that holds C state and defines no pickling
+        raise TypeError("cannot pickle 'deepmind_lab.Lab' object")
 
     def close(self) -> None:
         self.calls.append(("close", {}))

@@ -1,0 +1,162 @@
+"""Resume decisions per config field, serial mode with envs that cannot be copied, checkpoints a
+user can open (torch.load, Agent.from_checkpoint), fresh starts that keep the old run."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import launch
+from agent import Agent
+from conftest import TINY, read_jsonl
+from configs.schema import load_config
+from learner.checkpoint import TMP_PREFIX, Checkpointer
+
+# T=8, B=3 columns from actors of 2 envs: the batcher holds leftovers at every checkpoint
+SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
+FAKE_PATH = Path(__file__).parent / "fake_deepmind_lab" / "deepmind_lab.py"
+
+
+def run(logdir, extra=(), stop_after=None, frames=240, base=SERIAL, config=None):
+    cfg = load_config(config, base + [f"logdir={logdir}", f"total_frames={frames}", *extra])
+
+    def on_step(loop):
+        if stop_after is not None and loop.learner.num_updates >= stop_after:
+            loop.stop_reason = "test-stop"
+
+    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+
+
+def events(logdir, kind):
+    return [e for e in read_jsonl(Path(logdir) / "events.jsonl") if e["event"] == kind]
+
+
+def latest(logdir):
+    return Checkpointer(Path(logdir) / "checkpoints").load_latest()
+
+
+# ---------------------------------------------------------------------- adapt
+def test_resume_with_other_envs_per_actor_rebuilds_serial_actors(tmp_path):
+    logdir = tmp_path / "e"
+    assert run(logdir, stop_after=2) == "test-stop"
+    assert run(logdir, ["envs_per_actor=3"]) == "done"
+    [note] = events(logdir, "resume_not_exact")
+    assert "envs_per_actor" in note["reason"] and "new episodes" in note["consequence"]
+    state, _ = latest(logdir)
+    assert state["updates"] == 10 and state["source"]["incarnations"] == [1, 1]   # new seeds, not a replay
+    assert [len(a["task_ids"]) for a in state["source"]["actors"]] == [3, 3]
+
+
+def test_resume_with_other_unroll_length_drops_the_saved_queue(tmp_path):
+    logdir = tmp_path / "u"
+    assert run(logdir, stop_after=3) == "test-stop"
+    saved, _ = latest(logdir)
+    import pickle
+
+    queued = pickle.loads(saved["batcher"])
+    assert queued and all(u.reward.shape[0] == 9 for u in queued)   # leftovers of T=8 unrolls
+    assert run(logdir, ["unroll_length=6"], frames=saved["frames"] + 5 * 6 * 3) == "done"
+    [drop] = events(logdir, "unrolls_dropped")
+    assert drop["count"] == len(queued) and drop["source"] == "saved batch queue"
+    assert "learner.unroll_length=6" in drop["reason"]
+    resume = events(logdir, "resume")[-1]
+    assert "learner.unroll_length" in resume["changed"]
+    final, _ = latest(logdir)
+    assert final["frames"] == saved["frames"] + 5 * 6 * 3 and final["updates"] == saved["updates"] + 5
+    assert final["reporter"]["unrolls_dropped"] == len(queued)
+
+
+# ---------------------------------------------------------------------- refuse
+@pytest.mark.parametrize("change, field", [("seed=1", "run.seed"), ("agent.core_size=16", "agent.core_size")])
+def test_resume_refuses_a_changed_seed_or_network_naming_the_field(tmp_path, change, field):
+    logdir = tmp_path / "s"
+    run(logdir, stop_after=1)
+    before = sorted(p.name for p in (logdir / "checkpoints").iterdir())
+    with pytest.raises(launch.ConfigError, match=f"{field}.*resume=never"):
+        run(logdir, [change])
+    assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == before
+
+
+def test_changed_action_repeat_is_refused_but_an_explicit_default_is_not(tmp_path):
+    from envs.suites import get_suite
+
+    dmlab = str(Path(launch.__file__).parent / "configs" / "dmlab30.yaml")
+    saved = load_config(dmlab).to_dict()
+    del saved["env"]["options"]["action_repeat"]                      # left to the suite (4)
+    same = load_config(dmlab, ["env.options.action_repeat=4"])
+    assert launch.check_resume(same, saved, get_suite("dmlab30", action_repeat=4)) == []
+    other = load_config(dmlab, ["env.options.action_repeat=8"])
+    with pytest.raises(launch.ConfigError, match="env.options.action_repeat: checkpoint None vs now 8"):
+        launch.check_resume(other, saved, get_suite("dmlab30", action_repeat=8))
+
+
+# ---------------------------------------------------------------------- run.resume
+def test_resume_never_moves_the_old_run_aside_and_must_needs_a_checkpoint(tmp_path):
+    logdir = tmp_path / "f"
+    with pytest.raises(launch.ConfigError, match="resume=must.*no checkpoint"):
+        run(logdir, ["resume=must"])
+    assert not logdir.exists()
+    assert run(logdir, stop_after=2) == "test-stop"
+    old_ckpts = sorted(p.name for p in (logdir / "checkpoints").iterdir())
+    assert run(logdir, ["resume=never", "seed=3"], stop_after=1) == "test-stop"   # a refused change is fine
+    [old] = list(tmp_path.glob("f.old-*"))
+    assert sorted(p.name for p in (old / "checkpoints").iterdir()) == old_ckpts   # nothing deleted
+    assert not events(old, "moved_aside") and events(logdir, "moved_aside")[0]["old_run"] == str(old)
+    assert not events(logdir, "resume") and latest(logdir)[0]["updates"] == 1
+    assert run(logdir, ["seed=3", "resume=must"]) == "done"                   # resumes the new run
+
+
+# ---------------------------------------------------------------------- serial mode, uncopyable envs
+@pytest.fixture
+def fake_lab(monkeypatch):
+    spec = importlib.util.spec_from_file_location("deepmind_lab", FAKE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "deepmind_lab", module)
+    module.EPISODE_FRAMES = 40
+    return module
+
+
+def test_serial_mode_checkpoints_and_resumes_envs_that_cannot_be_copied(tmp_path, fake_lab):
+    logdir = tmp_path / "d"
+    args = ["suite=dmlab30", "tasks=[rooms_watermaze,language_select_described_object]"]
+    frames = 10 * 8 * 3 * 4   # action repeat 4
+    assert run(logdir, args, stop_after=3, frames=frames) == "test-stop"
+    [note] = events(logdir, "serial_envs_not_copyable")
+    assert "cannot pickle 'deepmind_lab.Lab' object" in note["error"] and "new episodes" in note["consequence"]
+    assert run(logdir, args, frames=frames) == "done"
+    [resumed] = events(logdir, "resume_not_exact")
+    assert "could not be copied" in resumed["reason"]
+    state, _ = latest(logdir)
+    assert state["updates"] == 10 and state["source"]["incarnations"] == [1, 1]
+
+
+# ---------------------------------------------------------------------- opening checkpoints
+def test_checkpoint_opens_with_torch_load_and_agent_from_checkpoint(tmp_path):
+    logdir = tmp_path / "o"
+    run(logdir, ["head=taskid_mi"], stop_after=2)
+    _, path = latest(logdir)
+    plain = torch.load(path)                                    # weights_only=True, torch's default
+    assert plain["updates"] == 2 and plain["config"]["agent"]["head"] == "taskid_mi"
+    for source in (path, logdir):
+        agent, config = Agent.from_checkpoint(source)
+        assert config.agent.head == "taskid_mi" and config.run.logdir == str(logdir)
+        assert not agent.training
+        weights = agent.state_dict()
+        assert weights.keys() == plain["learner"]["model"].keys()
+        for k, v in plain["learner"]["model"].items():
+            assert torch.equal(weights[k], v), k
+    fresh = Agent(config.agent, **{**plain["agent_spec"], "frame_shape": tuple(plain["agent_spec"]["frame_shape"])})
+    assert any(not torch.equal(fresh.state_dict()[k], v) for k, v in plain["learner"]["model"].items())
+
+
+def test_leftovers_of_a_killed_save_are_removed_when_the_run_starts(tmp_path):
+    logdir = tmp_path / "t"
+    run(logdir, stop_after=1)
+    leftover = logdir / "checkpoints" / f"{TMP_PREFIX}x1y2z3"
+    leftover.write_bytes(b"half a checkpoint")
+    assert run(logdir) == "done"
+    assert not leftover.exists()
+    [removed] = events(logdir, "removed_partial_saves")
+    assert removed["files"] == [leftover.name]
