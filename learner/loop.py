@@ -118,7 +118,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 class TrainLoop:
     def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
-                 config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int,
+                 config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int | None = None,
                  checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
                  stall_seconds: float = 120.0) -> None:
         self.learner = learner
@@ -172,6 +172,9 @@ class TrainLoop:
         """The unrolls of this run's length T + 1; any other is dropped and counted (e.g. a saved
         queue after ``learner.unroll_length`` changed). Whole unrolls only ever reach the batcher.
         ``arrived``: new from the actors (counted as used) rather than restored from a checkpoint."""
+        if self.unroll_length is None:          # no length given: nothing to check against
+            self.reporter.count_unrolls(used=len(unrolls) if arrived else 0, dropped=0)
+            return list(unrolls)
         good = [u for u in unrolls if u.reward.shape[0] == self.unroll_length + 1]
         if len(good) < len(unrolls):
             lengths = sorted({u.reward.shape[0] - 1 for u in unrolls} - {self.unroll_length})

@@ -5,6 +5,7 @@ the run ends with a final checkpoint, the error in events.jsonl and a non-zero e
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -14,7 +15,7 @@ import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
 import launch
-from conftest import TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
+from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
 from learner.loop import TrainingError
@@ -88,6 +89,13 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
         assert "has 2 of resource 'actor_slot' but num_actors x actors.resources.actor_slot needs 3" in \
             (tmp_path / "no_slot.log").read_text()
         assert not run_dir.exists()
+        # a local run (no ray_address) started while this cluster is up gets a Ray of its own
+        code = ("import launch, ray; from configs.schema import load_config; "
+                "launch.start_ray(load_config(None, ['num_actors=1'])); "
+                "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()")
+        local = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+        assert local.returncode == 0, local.stderr[-2000:]
+        assert "GCS " in local.stdout and cluster.address not in local.stdout
         proc = launch_proc(args, log=tmp_path / "log")
         started = wait_for(lambda: len(events_of(run_dir, "actor_started")) == 2 and frames_now(run_dir) > 0
                            and events_of(run_dir, "actor_started"), 240, "both actors and a report", proc)
