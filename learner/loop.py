@@ -277,6 +277,7 @@ class TrainLoop:
         reason = self.stop_reason or "done"
         if batch is not None:                  # the last batch's head diagnostics go with the last report
             self.reporter.add_diagnostics(batch_diagnostics(learner.agent, batch))
-        self.reporter.report(learner.num_frames, learner.num_updates)
+        if self.reporter.has_unreported(learner.num_frames):   # else the last report already says it all
+            self.reporter.report(learner.num_frames, learner.num_updates)
         self.save_checkpoint(reason)
         return reason

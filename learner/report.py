@@ -129,6 +129,10 @@ class Reporter:
         return per_task, capped, sum(normalized) / len(normalized)
 
     # ------------------------------------------------------------ output
+    def has_unreported(self, frames: int) -> bool:
+        """Steps or frames that no report holds yet (a final report without them would be empty)."""
+        return self._steps > 0 or frames != self._last_frames
+
     def due(self) -> bool:
         return time.monotonic() - self._last_time >= self.every
 

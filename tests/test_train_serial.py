@@ -111,3 +111,12 @@ def test_outputs_written(tmp_path):
         assert tb.Scalars(f"final/{name}/score")[-1].step == records[-1]["frames"]
     if records[-1]["mean_capped_score"] is not None:
         assert tb.Scalars("final/mean_capped_score")[-1].value == pytest.approx(records[-1]["mean_capped_score"])
+
+
+def test_the_last_report_is_never_an_empty_one(tmp_path):
+    # a report after every step: the end of the run has nothing new to report, so it writes none
+    logdir = tmp_path / "r"
+    run(logdir, ["run.report_every_seconds=1e-9"])
+    records = read_jsonl(logdir / "metrics.jsonl")
+    assert [r["updates"] for r in records] == list(range(1, 11))
+    assert all({"total_loss", "entropy"} <= set(r["learner"]) and r["policy_lag"] is not None for r in records)
