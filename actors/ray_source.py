@@ -128,8 +128,8 @@ class RaySource:
             self.init_failures[i] += 1
             if self.init_failures[i] >= MAX_INIT_FAILURES:
                 raise RuntimeError(f"actor {i} failed to start {self.init_failures[i]} times in a row; the last "
-                                   f"error: {describe(error)}. Check the suite's options and that every node can build "
-                                   "the envs (e.g. deepmind_lab installed).")
+                                   f"error: {describe(error)}. Check the suite's options and that every node "
+                                   "can build the envs (e.g. deepmind_lab installed).")
         if self.restarts > self.max_restarts:
             raise RuntimeError(f"{self.restarts} actor restarts exceed actors.max_restarts={self.max_restarts}; "
                                f"last error: {describe(error)}. Fix the cause, or raise actors.max_restarts.")

@@ -43,8 +43,7 @@ class RunConfig:
     checkpoint_every_frames: int = 0     # periodic checkpoint by env frames (0 = off)
     keep_checkpoints: int = 3            # the newest N checkpoints are kept
     learner_threads: int = 0             # torch CPU threads of the learner process (0 = torch's default)
-    resume: str = "auto"                 # auto (resume if logdir has a checkpoint) | must (refuse if none) |
-                                         # never (move an existing logdir aside to LOGDIR.old-<time>, start afresh)
+    resume: str = "auto"                 # auto (resume if a checkpoint exists) | must | never (move logdir aside)
 
     def __post_init__(self) -> None:
         _positive_int("run.total_frames", self.total_frames)

@@ -16,7 +16,9 @@ def test_train_sigterm_resume_and_outputs(run_dir, tmp_path):
     proc = launch(args, log=tmp_path / "first.log")
     try:
         # train until a few reports exist, then preempt it like a cluster scheduler would
-        wait_for(lambda: len(read_jsonl(run_dir / "metrics.jsonl")) >= 3, 240, "three reports", proc)
+        wait_for(lambda: len(read_jsonl(run_dir / "metrics.jsonl")) >= 3 and
+                 {e["actor"] for e in read_jsonl(run_dir / "events.jsonl") if e["event"] == "actor_started"} == {0, 1},
+                 240, "three reports and both actors started", proc)   # on a loaded machine an actor can be late
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     finally:
