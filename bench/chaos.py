@@ -199,8 +199,9 @@ def chaos(args, overrides: list[str], cluster, worker) -> dict:
                 live = run.live_actors()
                 sampler.maybe_sample(run.proc.pid, [e["pid"] for e in live.values()], f"segment{segment + 1}")
                 now = time.monotonic()
-                if segment == min(1, args.resumes) and node_removed is None and now - begin > segment_seconds / 2:
-                    on_worker = [a for a, e in live.items() if e["node"] == worker.node_id]
+                on_worker = [a for a, e in live.items() if e["node"] == worker.node_id]
+                if segment == min(1, args.resumes) and node_removed is None and now - begin > segment_seconds / 2 \
+                        and (on_worker or segment_seconds - (now - begin) < 10):   # wait for an actor there
                     cluster.remove_node(worker)
                     node_removed = {"segment": segment + 1, "actors_on_it": on_worker, "frames": run.frames()}
                     log(f"removed the worker node (actors on it: {on_worker})")
