@@ -7,6 +7,8 @@ after Ray started and the first actor crashed. ``check_dmlab30_run`` refuses:
 * the psychlab levels that need the Brady-Konkle-Oliva image dataset
   (``DATASET_LEVELS``) when ``dataset_path`` is unset, or set to a folder that does not exist
   (``"dummy"`` is the engine's synthetic stand-in and is accepted);
+* the ``natlab_*`` levels when the installed build lacks their maps (a build from the offline
+  archives: the engine would end the whole process at the first reset, "Didn't find map");
 * more local actors than CPUs (``num_actors x cpus_per_actor > os.cpu_count()``) when no
   ``ray_address`` is given, unless ``actors.oversubscribe`` allows it: 150 DMLab processes on
   one machine thrash rather than train.
@@ -22,11 +24,27 @@ from envs.dmlab import INSTALL_HINT
 # Levels that read the dataset at ``datasetPath`` (DMLab-30 facts; upstream fails without it).
 DATASET_LEVELS = ("psychlab_arbitrary_visuomotor_mapping", "psychlab_continuous_recognition")
 DUMMY_DATASET = "dummy"
+# The maps each natlab level draws its episodes from (its level script, lab b1db91a).
+NATLAB_MAPS: dict[str, tuple[str, ...]] = {
+    "natlab_fixed_large_map": ("natlab_forage_ltm_dawn", "natlab_forage_ltm_day", "natlab_forage_ltm_night"),
+    "natlab_varying_map_regrowth": tuple(f"natlab_forage_stm_{i:03d}" for i in range(100)),
+    "natlab_varying_map_randomized": tuple(f"natlab_forage_variable_{i:03d}" for i in range(100)),
+}
 
 
 def deepmind_lab_importable() -> bool:
     """True when ``import deepmind_lab`` can find the module (without importing the engine)."""
     return importlib.util.find_spec("deepmind_lab") is not None
+
+
+def missing_maps(level: str) -> list[str]:
+    """The maps ``level`` may load that the installed ``deepmind_lab`` lacks ([] if none or unknown)."""
+    spec = importlib.util.find_spec("deepmind_lab")
+    if spec is None or level not in NATLAB_MAPS:
+        return []
+    package = os.path.dirname(spec.origin or "")
+    maps = os.path.join(package, "baselab", "maps")
+    return [name for name in NATLAB_MAPS[level] if not os.path.exists(os.path.join(maps, name + ".bsp"))]
 
 
 def check_dmlab30_run(levels: Sequence[str], *, dataset_path: str | None, num_actors: int,
@@ -50,6 +68,13 @@ def check_dmlab30_run(levels: Sequence[str], *, dataset_path: str | None, num_ac
     if needing and dataset_path != DUMMY_DATASET and not os.path.isdir(dataset_path):
         raise ValueError(f"env.options.dataset_path={dataset_path!r} is not a folder; mount the dataset "
                          "there (Docker: -v /host/dataset:/data/psychlab) or fix the path")
+    incomplete = {level: missing_maps(level) for level in levels}
+    incomplete = {level: maps for level, maps in incomplete.items() if maps}
+    if incomplete:
+        raise ValueError(
+            f"{', '.join(incomplete)} need maps this DeepMind Lab build lacks (e.g. "
+            f"{next(iter(incomplete.values()))[0]}.bsp; built from the offline archives, see docs/DMLAB.md): "
+            "rebuild with scripts/build_dmlab.sh --online, or leave them out with env.tasks=[...]")
     cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     need = num_actors * cpus_per_actor
     if not ray_address and need > cpus and not oversubscribe:

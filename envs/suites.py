@@ -9,6 +9,7 @@ the mean over all tasks of ``min(score, cap)`` (no lower clamp).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Mapping
@@ -152,6 +153,8 @@ def _dmlab30_suite(dataset_path: str | None = None, level_cache_dir: str | None 
             episode_length_seconds, (int, float)) or not episode_length_seconds > 0):
         raise ValueError(f"episode_length_seconds={episode_length_seconds!r} must be a number > 0 "
                          "(or null: each level's own length)")
+    if level_cache_dir is not None:   # actor processes may start elsewhere: resolve it here
+        level_cache_dir = os.path.abspath(os.path.expanduser(str(level_cache_dir)))
     options = dict(dataset_path=dataset_path, level_cache_dir=level_cache_dir,
                    renderer=renderer, action_repeat=action_repeat, log_level=log_level,
                    episode_length_seconds=episode_length_seconds)

@@ -51,8 +51,17 @@ def test_more_local_actors_than_cpus_is_refused_unless_allowed(num_actors, cpus_
     _check(**args, ray_address="auto")
 
 
+def test_natlab_levels_are_refused_when_the_build_lacks_their_maps(monkeypatch):
+    monkeypatch.setattr(dmlab_checks, "missing_maps",
+                        lambda level: ["natlab_forage_ltm_day"] if level.startswith("natlab") else [])
+    with pytest.raises(ValueError, match=r"natlab_fixed_large_map need maps .*--online.*env\.tasks"):
+        _check(levels=("rooms_watermaze", "natlab_fixed_large_map"))
+    _check(levels=("rooms_watermaze",))
+
+
 def test_launch_refuses_before_writing_anything(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(dmlab_checks, "deepmind_lab_importable", lambda: True)
+    monkeypatch.setattr(dmlab_checks, "missing_maps", lambda level: [])
     logdir = tmp_path / "run"
     # the reference config: 150 local actors, all 30 levels (two need the dataset)
     code = launch.main(["train", "--config", "configs/dmlab30.yaml", f"logdir={logdir}", "device=cpu"])

@@ -146,7 +146,7 @@ def test_reward_is_the_engine_sum_over_the_repeats_and_frames_are_the_engines(fa
 
 
 def test_episode_ends_when_the_engine_stops_without_reading_observations(fake):
-    fake.EPISODE_FRAMES = 10           # 3 agent steps at action repeat 4: frames 4, 8, 10
+    fake.EPISODE_FRAMES = 10           # 3 agent steps at action repeat 4: frames 4, 8, 12 (>= 10: ended)
     env = DmLab("rooms_watermaze", seed=5)
     env.reset()
     seed = _calls(_lab(fake), "reset")[-1]["seed"]
@@ -157,7 +157,7 @@ def test_episode_ends_when_the_engine_stops_without_reading_observations(fake):
     assert (term1, trunc1, term2, term3, trunc3) == (False, False, False, True, False)
     assert len(_calls(_lab(fake), "observations")) == n_obs_calls   # not called after the end
     assert np.array_equal(obs3["frame"], obs2["frame"])              # the last observation seen
-    assert reward3 == fake.reward_at(seed, 8) + fake.reward_at(seed, 9)
+    assert reward3 == sum(fake.reward_at(seed, f) for f in range(8, 12))   # the engine runs the whole step
     with pytest.raises(RuntimeError):
         env.step(0)
     obs, _ = env.reset()

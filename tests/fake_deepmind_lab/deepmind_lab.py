@@ -1,17 +1,21 @@
 """A fake of DeepMind Lab's Python module ``deepmind_lab``, for tests without the engine.
 
-It follows the real API (google-deepmind/lab ``docs/users/python_api.md``) where the
-adapter can get it wrong, and is stricter than the real one where the real behaviour is
-"undefined":
+It follows the real API (google-deepmind/lab ``docs/users/python_api.md``), checked against
+a trace of calls recorded from the real engine (``tests/data/dmlab_trace.json``, replayed by
+tests/test_dmlab_real.py), and is stricter than the real one only where the real behaviour is
+undefined (a negative ``num_steps``):
 
 * ``Lab(level, observations, config=None, renderer='software', level_cache=None)``:
   config must be a dict of str -> str (``TypeError`` otherwise, like the real one); an unknown
   observation name raises ``ValueError``; an unknown level or a hold-out ``*_test`` level
-  without ``allowHoldOutLevels='true'`` raises ``RuntimeError``.
-* ``reset(episode=-1, seed=None)``: seed must be a Python int that fits a C int.
-* ``step(action, num_steps=1)``: action must be an ``np.intc`` array of shape ``(7,)``
-  within ``action_spec()``; returns the reward summed over the frames (float). Stepping a
-  finished episode raises ``RuntimeError``.
+  without ``allowHoldOutLevels='true'``, or an unknown renderer, raises ``RuntimeError``.
+* ``reset(episode=-1, seed=None)``: seed must be a Python int (``ValueError`` otherwise, numpy
+  ints included) that fits a C long (``OverflowError``).
+* ``step(action, num_steps=1)``: action must be a numpy array (``TypeError``) of dtype
+  ``np.intc`` and shape ``(7,)`` (``ValueError``); values outside ``action_spec()`` are
+  accepted, as by the real engine. Returns the reward summed over the frames (float). All
+  ``num_steps`` frames run; the episode ends after the step that reaches its length. Stepping
+  before a reset or after the end raises ``RuntimeError``.
 * ``observations()``: dict of the requested names (``RGB_INTERLEAVED`` uint8 [h, w, 3],
   ``INSTR`` str, ...); raises ``RuntimeError`` when the episode is not running.
 * ``level_cache``: on every reset the fake "generates" a map keyed by (level, seed): it calls
@@ -19,7 +23,8 @@ adapter can get it wrong, and is stricter than the real one where the real behav
   ``write(key, pk3_path)``. A fetched file with the wrong content raises ``RuntimeError``.
 
 Episodes are deterministic in the reset seed: frames and rewards are functions of
-(seed, frame number). Episode length: ``EPISODE_FRAMES`` engine frames (set it in a test).
+(seed, frame number). Episode length: config ``episodeLengthSeconds`` x 60 engine frames, else
+``EPISODE_FRAMES`` (set it in a test).
 Language levels (``language_*``) give a non-empty ``INSTR``. Every call is recorded in
 ``Lab.calls`` and every constructed Lab in ``INSTANCES``. Like the real ``deepmind_lab.Lab``
 (a C type without pickle support, ``python/dmlab_module.c``), a Lab cannot be pickled or
@@ -123,7 +128,7 @@ class Lab:
             if not isinstance(key, str) or not isinstance(value, str):
                 raise TypeError(f"Config keys and values must be strings, got {key!r}: {value!r}")
         if renderer not in ("software", "hardware"):
-            raise ValueError(f"renderer must be 'software' or 'hardware', got {renderer!r}")
+            raise RuntimeError(f'Failed to set renderer must be "hardware" or "software" actual "{renderer}"!')
         self.width = int(config.get("width", "320"))
         self.height = int(config.get("height", "240"))
         known = {spec["name"] for spec in self.observation_spec()}
@@ -144,7 +149,8 @@ class Lab:
         self.config = dict(config)
         self.renderer = renderer
         self.level_cache = level_cache
-        self.episode_frames = EPISODE_FRAMES
+        seconds = config.get("episodeLengthSeconds")
+        self.episode_frames = round(60 * float(seconds)) if seconds is not None else EPISODE_FRAMES
         self.calls: list[tuple[str, dict]] = []
         self.cache_hits = 0
         self.cache_misses = 0
@@ -162,9 +168,9 @@ class Lab:
         if seed is None:
             seed = random.randrange(2**31)
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        if not -2**31 <= seed < 2**31:
-            raise OverflowError("seed does not fit a C int")
+            raise ValueError(f"'seed' must be int or None, was '{type(seed).__module__}.{type(seed).__name__}'.")
+        if not -2**63 <= seed < 2**63:
+            raise OverflowError("Python int too large to convert to C long")
         self._load_map(seed)
         self._seed, self._frames, self._running = seed, 0, True
         return True
@@ -203,25 +209,23 @@ class Lab:
 
     def step(self, action, num_steps=1):
         self._check_open()
-        if not isinstance(action, np.ndarray) or action.dtype != np.intc:
-            raise ValueError("action must be a numpy array of dtype np.intc")
+        if not isinstance(action, np.ndarray):
+            raise TypeError(f"argument 1 must be numpy.ndarray, not {type(action).__name__}")
+        if action.dtype != np.intc:
+            raise ValueError("action must have dtype np.intc")
         if action.shape != (len(_ACTION_SPEC),):
-            raise ValueError(f"action must have shape (7,), got {action.shape}")
-        for value, spec in zip(action, _ACTION_SPEC):
-            if not spec["min"] <= value <= spec["max"]:
-                raise ValueError(f"{spec['name']}={value} outside [{spec['min']}, {spec['max']}]")
-        if not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+            raise ValueError("action must have shape (7)")
+        if not isinstance(num_steps, int) or num_steps < 0:
+            raise ValueError(f"num_steps must be an int >= 0, got {num_steps!r}")
         self.calls.append(("step", {"action": action.copy(), "num_steps": num_steps}))
         if not self._running:
-            raise RuntimeError("Environment in wrong status to advance: the episode has ended")
+            raise RuntimeError("Environment in wrong status to advance.")
         reward = 0.0
         for _ in range(num_steps):
             reward += reward_at(self._seed, self._frames)
             self._frames += 1
-            if self._frames >= self.episode_frames:
-                self._running = False
-                break
+        if self._frames >= self.episode_frames:
+            self._running = False
         return reward
 
     def observations(self) -> dict:
