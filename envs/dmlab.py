@@ -95,7 +95,8 @@ class DmLab(gym.Env):
     ``mixerSeed='1611489005'`` (evaluation seeds disjoint from training ones).
     ``log_level`` is the engine's ``logLevel`` (default "warn": level generation stays quiet);
     ``episode_length_seconds`` overrides the level's episode length (60 engine frames a second;
-    smoke tests), None keeps the level's.
+    smoke tests) where its script honours the setting (rooms_watermaze does; rooms_collect_good_objects
+    and rooms_keys_doors_puzzle keep their own), None keeps the level's.
     """
 
     metadata = {"render_modes": ["rgb_array"]}

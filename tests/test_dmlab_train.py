@@ -9,9 +9,10 @@ from conftest import TINY, launch, read_jsonl, stop_process_group
 from envs import dmlab30
 from test_dmlab_real import LEVEL_CACHE
 
-# Two of the config's families whose maps load without generation (fast resets), one-second
-# episodes so every level finishes several within the budget; the config's shallow torso, narrowed.
-LEVELS = ["rooms_collect_good_objects_train", "rooms_exploit_deferred_effects_train"]
+# Two levels whose maps load without generation (fast resets) and whose scripts honour the engine's
+# episodeLengthSeconds (rooms_collect_good_objects and rooms_keys_doors_puzzle ignore it): one-second
+# episodes, so each finishes several within the budget; the config's shallow torso, narrowed.
+LEVELS = ["rooms_watermaze", "rooms_select_nonmatching_object"]
 
 
 def test_dmlab30_local_config_trains_and_reports_each_level(real_deepmind_lab, run_dir, tmp_path):
@@ -33,7 +34,7 @@ def test_dmlab30_local_config_trains_and_reports_each_level(real_deepmind_lab, r
     assert last["frames"] >= total
     for level in LEVELS:
         task = last["tasks"][level]
-        assert task["episodes"] >= 1 and task["length"] == 15   # 1 s episodes: 15 agent steps
+        assert task["episodes"] >= 1 and 1 <= task["length"] <= 15   # 1 s episodes: at most 15 agent steps
         assert task["score"] == pytest.approx(dmlab30.human_normalized_score(level, task["return"]), abs=1e-6)
     assert last["mean_capped_score"] is not None
     events = read_jsonl(run_dir / "events.jsonl")
