@@ -48,6 +48,8 @@ MUTATIONS = [
      'actions = batch["action"][:steps]', 'actions = batch["action"][1:]'),
     ("a time limit (truncation) not treated as an episode end", "actors/actor.py",
      "ended = terminated or truncated\n", "ended = terminated\n"),
+    ("a time limit reported as a termination (truncated flag lost)", "actors/actor.py",
+     "cut[t, j] = truncated and not terminated", "cut[t, j] = False"),
     ("instruction of the previous step shipped", "actors/actor.py",
      'instruction[t, j] = obs["instruction"]', 'instruction[t, j] = instruction[t - 1, j]'),
     ("mean score before every task finished an episode", "learner/report.py",

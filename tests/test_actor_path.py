@@ -103,6 +103,7 @@ def test_actor_alignment_on_scripted_envs():
                 where = f"env {j}, unroll {u}, t={t} (episode {k}, step {s})"
                 assert unroll.reward[t, j] == ss.reward_of(k, s), where
                 assert unroll.done[t, j] == ended, where
+                assert unroll.truncated[t, j] == (ended and k % 2 == 1), where   # odd episodes hit a time limit
                 seen = ss.observation(k + 1, 0) if ended else ss.observation(k, s)
                 np.testing.assert_array_equal(unroll.frame[t, j], seen["frame"], err_msg=where)
                 np.testing.assert_array_equal(unroll.instruction[t, j], seen["instruction"], err_msg=where)
