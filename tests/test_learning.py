@@ -1,28 +1,34 @@
 """The real system (Ray actors, default embedded config) clearly learns an easy task in minutes on 2 cores."""
+import signal
+import subprocess
+
 import pytest
 
 from conftest import launch, read_jsonl, stop_process_group
 
-RANDOM, SOLVED = 0.077, 0.895     # goto_goal's random-policy and oracle returns (docs/ENVS.md)
-RUN_SECONDS = 420                 # the run's own limit, well inside the test's timeout
+RUN_SECONDS = 450      # then the run is stopped (SIGTERM: a checkpoint and a last report) and judged
+MIN_FRAMES = 160_000   # where it must have got to by then; a CI run reached 0.57 there
 
 
 @pytest.mark.timeout(RUN_SECONDS + 120)
 def test_agent_learns_goto_goal(run_dir, tmp_path):
-    # About 100-200 s of training here. Runs ended at 0.57 (a CI run), 0.86 and 0.87 (issue 11);
-    # the bar, 0.4, is five times the random return and leaves a margin below the slowest run.
+    # goto_goal: random policy 0.077, solved (oracle) 0.895 (docs/ENVS.md). 240K frames take 100-200 s
+    # on an idle 2-core machine; runs ended at 0.57 (at 160K), 0.86 and 0.87. The bar, 0.4, is five
+    # times the random return and leaves a margin below the slowest run.
     proc = launch([f"logdir={run_dir}", "tasks=[goto_goal]", "total_frames=240000", "seed=0",
                    "run.report_every_seconds=5"], log=tmp_path / "log")
     try:
-        code = proc.wait(timeout=RUN_SECONDS)
-    except Exception:
-        last = (read_jsonl(run_dir / "metrics.jsonl") or [{"frames": 0}])[-1]["frames"]
-        raise AssertionError(f"the run reached only {last} of 240000 frames in {RUN_SECONDS} s: "
-                             "this machine is too slow or too busy for the learning test") from None
+        try:
+            code = proc.wait(timeout=RUN_SECONDS)
+        except subprocess.TimeoutExpired:                 # a slow or busy machine: judge what it reached
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=90)
+            assert code == 128 + signal.SIGTERM, code
     finally:
         stop_process_group(proc)
-    assert code == 0, (tmp_path / "log").read_text()[-3000:]
+    assert code in (0, 128 + signal.SIGTERM), (tmp_path / "log").read_text()[-3000:]
     records = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "goto_goal" in r["tasks"]]
+    assert records[-1]["frames"] >= MIN_FRAMES, f"only {records[-1]['frames']} frames in {RUN_SECONDS} s"
     first, last = records[0]["tasks"]["goto_goal"], records[-1]["tasks"]["goto_goal"]
     assert first["return"] < 0.3, first                  # starts near the random policy
     assert last["return"] > 0.4, last                     # well past it: most episodes reach the goal
