@@ -1,6 +1,7 @@
 """Shared test helpers: tiny configs and reading a run's outputs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -96,3 +97,17 @@ def _one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+FAKE_DMLAB_PATH = Path(__file__).parent / "fake_deepmind_lab" / "deepmind_lab.py"
+
+
+@pytest.fixture
+def fake_lab(monkeypatch):
+    """The faithful fake ``deepmind_lab`` module (tests/fake_deepmind_lab), imported as ``deepmind_lab``."""
+    spec = importlib.util.spec_from_file_location("deepmind_lab", FAKE_DMLAB_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "deepmind_lab", module)
+    module.EPISODE_FRAMES = 40
+    return module

@@ -1,6 +1,5 @@
 """The DeepMind Lab adapter, checked through its calls into a faithful fake engine."""
 import copy
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -16,18 +15,12 @@ from envs.dmlab import DmLab, LevelCache
 from envs.instructions import encode_instruction
 from envs.suites import get_suite
 
-FAKE_PATH = Path(__file__).parent / "fake_deepmind_lab" / "deepmind_lab.py"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    spec = importlib.util.spec_from_file_location("deepmind_lab", FAKE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "deepmind_lab", module)
-    module.EPISODE_FRAMES = 40
-    return module
+def fake(fake_lab):
+    return fake_lab
 
 
 def _lab(fake):

@@ -1,7 +1,5 @@
 """Resume decisions per config field, serial mode with envs that cannot be copied, checkpoints a
 user can open (torch.load, Agent.from_checkpoint), fresh starts that keep the old run."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from learner.checkpoint import TMP_PREFIX, Checkpointer
 
 # T=8, B=3 columns from actors of 2 envs: the batcher holds leftovers at every checkpoint
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
-FAKE_PATH = Path(__file__).parent / "fake_deepmind_lab" / "deepmind_lab.py"
 
 
 def run(logdir, extra=(), stop_after=None, frames=240, base=SERIAL, config=None):
@@ -108,14 +105,6 @@ def test_resume_never_moves_the_old_run_aside_and_must_needs_a_checkpoint(tmp_pa
 
 
 # ---------------------------------------------------------------------- serial mode, uncopyable envs
-@pytest.fixture
-def fake_lab(monkeypatch):
-    spec = importlib.util.spec_from_file_location("deepmind_lab", FAKE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "deepmind_lab", module)
-    module.EPISODE_FRAMES = 40
-    return module
 
 
 def test_serial_mode_checkpoints_and_resumes_envs_that_cannot_be_copied(tmp_path, fake_lab):
