@@ -15,7 +15,6 @@ and the run goes on. More than ``max_restarts`` restarts in total stops the run.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable, Mapping
 
 import ray
