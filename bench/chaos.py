@@ -203,14 +203,16 @@ def chaos(args, overrides: list[str], cluster, worker) -> dict:
                 if segment == min(1, args.resumes) and node_removed is None and now - begin > segment_seconds / 2 \
                         and (on_worker or segment_seconds - (now - begin) < 10):   # wait for an actor there
                     cluster.remove_node(worker)
-                    node_removed = {"segment": segment + 1, "actors_on_it": on_worker, "frames": run.frames()}
+                    node_removed = {"segment": segment + 1, "actors_on_it": on_worker, "frames": run.frames(),
+                                    "incarnations": [[a, live[a]["incarnation"]] for a in on_worker]}
                     log(f"removed the worker node (actors on it: {on_worker})")
                 if now >= next_kill and segment_seconds - (now - begin) > 5:   # time left to see the restart
                     victim = len(kills) % 2
                     if victim in live:
                         try:
                             os.kill(live[victim]["pid"], signal.SIGKILL)
-                            kills.append({"actor": victim, "pid": live[victim]["pid"], "frames": run.frames()})
+                            kills.append({"actor": victim, "incarnation": live[victim]["incarnation"],
+                                          "pid": live[victim]["pid"], "frames": run.frames()})
                         except ProcessLookupError:
                             pass
                     next_kill = now + args.kill_every
@@ -278,9 +280,13 @@ def summarize(args, cfg, result: dict, baseline: Path | None) -> dict:
                    "overrides": args.overrides, "num_actors": cfg.actors.num_actors,
                    "envs_per_actor": cfg.actors.envs_per_actor, "unroll_length": cfg.learner.unroll_length,
                    "batch_size": cfg.learner.batch_size, "cores": os.cpu_count()},
-        "faults": {"actor_sigkills": len(result["kills"]), "node_removed": result["node_removed"],
+        "faults": {"actor_sigkills": len(result["kills"]), "kills": result["kills"],
+                   "node_removed": result["node_removed"],
                    "learner_sigterms": len(result["exit_codes"]), "exit_codes": result["exit_codes"],
-                   "actor_restarts": len(restarts), "resumes": len(resumes)},
+                   "actor_restarts": len(restarts), "resumes": len(resumes),
+                   # a kill and the node removal can hit the same actor process before its restart: count it once
+                   "actor_processes_hit": len({(k["actor"], k["incarnation"]) for k in result["kills"]} | {
+                       tuple(x) for x in (result["node_removed"] or {}).get("incarnations", [])})},
         "frames_lost": {"to_actor_restarts_at_most": len(restarts) * unroll_frames,
                         "to_preemptions_at_most": abandoned * unroll_frames,
                         "frames_trained": last["frames"]},
