@@ -23,7 +23,7 @@ from envs.suites import get_suite
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dmlab_trace  # noqa: E402
-from test_envs_dmlab import FAKE_PATH  # noqa: E402
+from conftest import FAKE_DMLAB_PATH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = Path(__file__).parent / "data" / "dmlab_trace.json"
@@ -34,7 +34,7 @@ LEVEL_CACHE = os.path.join(os.environ.get("IMPALA_MU_CACHE") or os.path.expandus
 def _load_fake():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("deepmind_lab_fake_for_trace", FAKE_PATH)
+    spec = importlib.util.spec_from_file_location("deepmind_lab_fake_for_trace", FAKE_DMLAB_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
