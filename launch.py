@@ -2,6 +2,8 @@
 
     python launch.py train [--config configs/NAME.yaml] [key=value ...]
     python launch.py evaluate LOGDIR [--checkpoint PATH] [--episodes N] [--greedy] [--video K] [key=value ...]
+    python launch.py compare --heads shared,multihead,taskid_mi,learnt_mi --seeds N --out DIR [key=value ...]
+    python launch.py report RUN_DIR... --out DIR
     python launch.py print-config [--config configs/NAME.yaml] [key=value ...]
     python launch.py train --help          # every config field, its default and what it does
 
