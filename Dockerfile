@@ -22,6 +22,8 @@ COPY envs envs
 COPY learner learner
 COPY actors actors
 COPY configs configs
+COPY evaluation evaluation
+COPY analysis analysis
 RUN scripts/image/python_env.sh /opt/venv "${TORCH_INDEX_URL}"
 # DeepMind Lab from the complete upstream archives at the pinned commits (checked against the
 # pinned content hashes), built against the venv's numpy; the wheel goes into /opt/venv.
@@ -42,6 +44,8 @@ COPY envs envs
 COPY learner learner
 COPY actors actors
 COPY configs configs
+COPY evaluation evaluation
+COPY analysis analysis
 RUN scripts/image/check.sh /opt/venv/bin/python
 # The psychlab levels that need the Brady-Konkle-Oliva dataset read it from a volume mounted
 # here and passed as env.options.dataset_path=/data/psychlab (launch.py refuses them otherwise).

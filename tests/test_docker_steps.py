@@ -56,6 +56,23 @@ def test_every_run_step_is_a_project_script_and_every_copied_path_exists():
     assert ".venv" in ignored and ".git" in ignored
 
 
+def test_every_stage_that_installs_the_project_copies_all_its_packages():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    stages, copied = [], None
+    for op, args in _instructions():
+        if op == "FROM":
+            copied = set()
+            stages.append(copied)
+        elif op == "COPY" and not args.startswith("--from"):
+            copied.update(args.split()[:-1])
+    installing = [c for c in stages if "pyproject.toml" in c]
+    assert len(installing) == 2
+    for copied in installing:
+        assert set(packages) <= copied, f"Dockerfile stage lacks COPY of {sorted(set(packages) - copied)}"
+
+
 def test_base_image_is_the_debian_release_ci_runs_on():
     image = re.search(r"ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text()).group(1)
     assert image.endswith("-bookworm"), image
