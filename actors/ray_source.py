@@ -71,6 +71,16 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
+
+def kill_actors(actors) -> None:
+    """Kills each Ray actor handle (``None`` entries skipped), ignoring ones that are already gone."""
+    for actor in actors:
+        if actor is not None:
+            try:
+                ray.kill(actor, no_restart=True)
+            except RayError:
+                pass
+
 class RaySource:
     def __init__(self, actor_args: Callable[[int, int], dict[str, Any]], num_actors: int, *,
                  unrolls_in_flight: int, max_restarts: int, cpus_per_actor: float,
@@ -206,10 +216,5 @@ class RaySource:
     def close(self) -> None:
         # requests still in flight die with their actors (finished ones included): say how many
         self.on_event("actors_stopped", abandoned_unrolls=len(self.pending))
-        for actor in [*self.actors, self.store]:
-            if actor is not None:
-                try:
-                    ray.kill(actor, no_restart=True)
-                except RayError:
-                    pass
+        kill_actors([*self.actors, self.store])
         self.pending.clear()

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import ray
 from ray.exceptions import RayError
 
+from actors.ray_source import kill_actors
 from evaluation.worker import EnvSlot, EpisodeRecord, EvalWorker
 
 
@@ -69,10 +70,5 @@ class RayRunner:
         return all(self.done)
 
     def close(self) -> None:
-        for actor in self.actors:
-            if actor is not None:
-                try:
-                    ray.kill(actor, no_restart=True)
-                except RayError:
-                    pass
+        kill_actors(self.actors)
         self.pending.clear()
