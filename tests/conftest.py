@@ -111,3 +111,14 @@ def fake_lab(monkeypatch):
     monkeypatch.setitem(sys.modules, "deepmind_lab", module)
     module.EPISODE_FRAMES = 40
     return module
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second OpenMP thread only adds contention (80x slower on a busy 2-core box)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

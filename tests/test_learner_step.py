@@ -13,13 +13,7 @@ from learner.step import unroll_loss
 T, B, A = 4, 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second OpenMP thread only adds contention (80x slower on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.one_thread: tiny models, one thread
 
 
 class ConstantAgent(nn.Module):

@@ -14,12 +14,7 @@ from learner.vtrace import action_log_probs
 T, B, A, TASKS, FRAME = 20, 8, 9, 5, (40, 40, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.one_thread: tiny models, one thread
 
 
 def make_agent(head="shared", head_scale=1.0, torso="shallow"):
