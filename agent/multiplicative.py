@@ -14,12 +14,23 @@ Forms (all share ``V`` [O, I], ``b`` [O] and ``U`` [C, O]; ``b'(z) = z^T U + b``
 * ``scalar``:   ``y = s(z) (V x) + z^T U + b`` with one generated scale ``s(z) = z^T w + s0``
   (w ``[C]``, s0 a scalar), i.e. ``W'(z) = s(z) V``: one generated scale and a generated bias.
 
-Initialisation (the multiplicative term is live from the start, at the same scale as ``V x``):
-``V``, ``b`` and ``U`` as ``nn.Linear``'s default (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, fan-in
-I for V and b, C for U). ``full``: ``W ~ U(-1/sqrt(C*I), 1/sqrt(C*I))``: the bilinear term sums C*I
-products, so with fan-in C*I, ``z^T W x`` has the variance of ``V x`` times the mean square of z.
+Context scale: every form reads the context as ``z / C`` (``context_scale = 1 / C``), i.e. a mean
+over the C context units rather than a sum; the formulas above hold with z replaced by ``z / C``.
+This changes no function the layer can represent (W, U, A and w absorb the factor) but it changes
+how fast an optimiser with per-parameter step sizes (Adam, RMSProp) moves them: one step of size
+lr on every element of W moves ``z^T W x`` by up to ``lr ||z||_1 ||x||_1``, C times what the same step
+moves a linear layer's ``V x`` by when z has unit-scale entries. Without the factor a
+multiplicative head with C = 32 ran at ~18x a linear head's effective learning rate and, on the
+embedded suite's interfering pair, never left the random policy in 500K frames while the
+multi-head solved it (docs/results/embedded-heads/README.md).
+
+Initialisation (the multiplicative term is live from the start, at the same scale as ``V x`` for
+unit-scale z): ``V`` and ``b`` as ``nn.Linear``'s default (``U(-1/sqrt(I), 1/sqrt(I))``).
+``U ~ C U(-1/sqrt(C), 1/sqrt(C))``, so ``(z / C)^T U`` has the variance of the default
+``z^T U``. ``full``: ``W ~ C U(-1/sqrt(C*I), 1/sqrt(C*I))``: the bilinear term sums C*I products,
+so with fan-in C*I, ``(z / C)^T W x`` has the variance of ``V x`` times the mean square of z.
 ``diagonal``/``scalar``: ``a0 = 1``, ``s0 = 1`` (the layer starts as a linear layer plus a
-context-dependent modulation) and ``A``, ``w ~ U(-1/sqrt(C), 1/sqrt(C))`` so the generated gate
+context-dependent modulation) and ``A``, ``w ~ C U(-1/sqrt(C), 1/sqrt(C))`` so the generated gate
 varies by O(mean |z|) around one, never zero-initialised.
 """
 from __future__ import annotations
@@ -43,6 +54,7 @@ class MultiplicativeLayer(nn.Module):
         self.in_features, self.context_features, self.out_features = (
             in_features, context_features, out_features)
         self.form = form
+        self.context_scale = 1.0 / context_features    # z enters as z / C (see the module docstring)
         self.linear = nn.Linear(in_features, out_features)                  # V x + b
         self.context = nn.Linear(context_features, out_features, bias=False)  # z^T U (weight = U^T)
         if form == "full":
@@ -57,20 +69,23 @@ class MultiplicativeLayer(nn.Module):
 
     def reset_multiplicative_parameters(self) -> None:
         c = self.context_features
+        bound = c / math.sqrt(c)                      # C x nn.Linear's default bound for fan-in C
+        nn.init.uniform_(self.context.weight, -bound, bound)
         if self.form == "full":
-            bound = 1.0 / math.sqrt(c * self.in_features)
+            bound = c / math.sqrt(c * self.in_features)
             nn.init.uniform_(self.weight, -bound, bound)
         elif self.form == "diagonal":
-            nn.init.uniform_(self.gate_weight, -1.0 / math.sqrt(c), 1.0 / math.sqrt(c))
+            nn.init.uniform_(self.gate_weight, -c / math.sqrt(c), c / math.sqrt(c))
             nn.init.ones_(self.gate_bias)
         else:
-            nn.init.uniform_(self.scale_weight, -1.0 / math.sqrt(c), 1.0 / math.sqrt(c))
+            nn.init.uniform_(self.scale_weight, -c / math.sqrt(c), c / math.sqrt(c))
             nn.init.ones_(self.scale_bias)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features or z.shape[-1] != self.context_features:
             raise ValueError(f"expected x [..., {self.in_features}] and z [..., "
                              f"{self.context_features}], got {tuple(x.shape)} and {tuple(z.shape)}")
+        z = z * self.context_scale
         generated_bias = self.context(z)
         if self.form == "full":
             return self._bilinear(x, z) + self.linear(x) + generated_bias
@@ -89,6 +104,7 @@ class MultiplicativeLayer(nn.Module):
         sum_i a_i^2 ||V[:, i]||^2``; ``scalar``: ``|s(z)| ||V||``.
         """
         v = self.linear.weight                                               # V [O, I]
+        z = z * self.context_scale
         if self.form == "full":
             w = self.weight.reshape(self.context_features, -1)              # [C, I*O]
             vt = v.t().reshape(-1)                                           # V^T [I, O] flattened
@@ -107,3 +123,28 @@ class MultiplicativeLayer(nn.Module):
         xw = x @ self.weight.permute(1, 0, 2).reshape(i, c * o)       # [..., C*O]
         xw = xw.unflatten(-1, (c, o))                                 # [..., C, O]
         return (z.unsqueeze(-2) @ xw).squeeze(-2)                     # [..., O]
+
+
+# The layer's parametrization version, saved in checkpoints (``Agent.spec()``). 1: the context was
+# read as z (checkpoints written before the 1/C scale); 2: as z / C. A version-1 layer's function is
+# the version-2 layer's with the parameters that multiply z scaled by C, exactly.
+PARAMETRIZATION = 2
+_CONTEXT_PARAMETERS = {"weight": 0, "context.weight": 1, "gate_weight": 0, "scale_weight": 0}
+
+
+def upgrade_state_dict(model_state: dict, prefix: str, version: int) -> dict[str, float]:
+    """Rewrite, in place, a ``version``-1 checkpoint's parameters of the MI layer at ``prefix``
+    (e.g. ``"head.mi."``) to this version: each parameter that multiplies z is scaled by C, so the
+    loaded layer computes exactly what the saved one did. Returns ``{key: factor}`` of what it
+    scaled (empty when there is nothing to do), for the optimizer state (``learner.step``)."""
+    if version >= PARAMETRIZATION or prefix + "context.weight" not in model_state:
+        return {}
+    context = model_state[prefix + "context.weight"].shape[1]          # U^T [O, C]
+    factors = {}
+    for name, dim in _CONTEXT_PARAMETERS.items():
+        key = prefix + name
+        if key in model_state:
+            assert model_state[key].shape[dim] == context, (key, tuple(model_state[key].shape))
+            model_state[key] = model_state[key] * float(context)
+            factors[key] = float(context)
+    return factors

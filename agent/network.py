@@ -8,6 +8,8 @@ from torch.nn import functional as F
 from agent.config import AgentConfig
 from agent.core import ResettingLSTM
 from agent.heads import build_head
+from agent.multiplicative import PARAMETRIZATION as MI_PARAMETRIZATION
+from agent.multiplicative import upgrade_state_dict as upgrade_mi_state_dict
 from agent.torsos import InstructionEncoder, build_torso
 from agent.types import AgentInput, AgentOutput, CoreState
 
@@ -49,6 +51,16 @@ class Agent(nn.Module):
         return {"num_actions": self.num_actions, "num_tasks": self.num_tasks,
                 "frame_shape": list(self.frame_shape), "instruction_length": self.instruction_length}
 
+    PARAMETRIZATION = MI_PARAMETRIZATION    # saved as a checkpoint's "mi_parametrization"
+
+    @staticmethod
+    def upgrade_model_state(model_state: dict, checkpoint: dict) -> dict[str, float]:
+        """Bring a checkpoint's model state (in place) to this code's parametrization: a checkpoint
+        without ``"mi_parametrization"`` predates the MI layer's 1/C context scale
+        (``agent/multiplicative.py``); its MI parameters are rescaled so the function is unchanged.
+        Returns ``{parameter name: factor}`` of what was rescaled (empty: nothing to do)."""
+        return upgrade_mi_state_dict(model_state, "head.mi.", checkpoint.get("mi_parametrization", 1))
+
     @classmethod
     def from_checkpoint(cls, path, device: torch.device | str = "cpu"):
         """``(agent, config)`` from a checkpoint file, or from a logdir (its newest readable checkpoint):
@@ -78,7 +90,9 @@ class Agent(nn.Module):
             spec = {"num_actions": suite.num_actions, "num_tasks": len(suite.tasks),
                     "frame_shape": suite.frame_shape, "instruction_length": suite.instruction_length}
         agent = cls(config.agent, **{**spec, "frame_shape": tuple(spec["frame_shape"])})
-        agent.load_state_dict(state["learner"]["model"])
+        model_state = dict(state["learner"]["model"])
+        cls.upgrade_model_state(model_state, state)
+        agent.load_state_dict(model_state)
         return agent.to(device).eval(), config
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
+from agent.network import Agent
 from evaluation import results, video
 from evaluation.worker import EnvSlot, plan_slots, split_slots
 
@@ -68,7 +69,9 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
     if suite.name == "dmlab30":
         _check_dmlab30(cfg, [names[i] for i in task_ids])
     stem = path.stem + ("-greedy" if greedy else "")
-    return EvalJob(cfg=cfg, suite=suite, task_ids=task_ids, weights=state["learner"]["model"], checkpoint=path,
+    weights = dict(state["learner"]["model"])
+    Agent.upgrade_model_state(weights, state)     # older MI checkpoints
+    return EvalJob(cfg=cfg, suite=suite, task_ids=task_ids, weights=weights, checkpoint=path,
                    frames=int(state["frames"]), updates=int(state["updates"]), episodes=episodes,
                    envs_per_task=envs_per_task, greedy=greedy, videos=videos, seed=seed,
                    out_dir=Path(logdir) / "eval" / stem)

@@ -38,6 +38,7 @@ import torch
 from agent.diagnostics import batch_diagnostics
 from learner.batching import Batcher, DeviceCopier
 from learner.checkpoint import Checkpointer
+from learner.optim import rescale_optimizer_state
 from learner.report import Reporter
 from learner.step import Learner
 
@@ -146,6 +147,7 @@ class TrainLoop:
             "format": 2,
             "config": self.config_dict,
             "agent_spec": self.learner.agent.spec(),        # with config["agent"]: Agent.from_checkpoint
+            "mi_parametrization": self.learner.agent.PARAMETRIZATION,   # agent/multiplicative.py
             "learner": self.learner.state_dict(),
             "source": self.source.state_dict(),
             "batcher": pickle.dumps(list(self.batcher.queue)),
@@ -156,7 +158,13 @@ class TrainLoop:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.learner.load_state_dict(state["learner"])
+        learner_state = dict(state["learner"], model=dict(state["learner"]["model"]))
+        factors = self.learner.agent.upgrade_model_state(learner_state["model"], state)
+        if factors:      # a checkpoint from before the MI layer's 1/C context scale: same function
+            learner_state["optimizer"] = rescale_optimizer_state(
+                learner_state["optimizer"], [name for name, _ in self.learner.agent.named_parameters()],
+                factors)
+        self.learner.load_state_dict(learner_state)
         self.source.load_state_dict(state["source"])
         self.reporter.load_state_dict(state["reporter"])
         queue = state["batcher"]

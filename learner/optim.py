@@ -60,3 +60,22 @@ def grad_norm(params: Iterable[torch.nn.Parameter], max_norm: float | None) -> t
     if max_norm is None:
         return torch.nn.utils.get_total_norm([p.grad for p in params])
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+# How each optimizer state tensor scales when its parameter is reparametrized as p' = f p (so the
+# gradient is g' = g / f): gradient units scale by 1/f, squared-gradient units by 1/f^2, parameter
+# units (TF RMSProp's momentum: accumulated updates) by f. Step counters do not scale.
+_STATE_POWER = {"exp_avg": -1, "exp_avg_sq": -2, "max_exp_avg_sq": -2, "ms": -2, "mom": 1}
+
+
+def rescale_optimizer_state(optimizer_state: dict, parameter_names: list[str],
+                            factors: dict[str, float]) -> dict:
+    """A copy of ``optimizer.state_dict()`` for parameters rescaled by ``factors`` (``{name: f}``,
+    names in the order of ``model.named_parameters()``, which is the optimizer's index order)."""
+    state = {index: dict(entry) for index, entry in optimizer_state["state"].items()}
+    for name, factor in factors.items():
+        entry = state.get(parameter_names.index(name))
+        for key, value in (entry or {}).items():
+            if key in _STATE_POWER:
+                entry[key] = value * factor ** _STATE_POWER[key]
+    return {**optimizer_state, "state": state}

@@ -79,3 +79,32 @@ def test_context_mlp_without_hidden_layer():
     assert len(module.context) == 2        # Linear -> ReLU
     logits, _ = module(*inputs())
     assert logits.shape == (T, B, A)
+
+
+def test_task_contexts_start_at_unit_scale_and_apart():
+    """He-normal, zero-bias context MLP with fan-in 1 for the one-hot task id: E[c_j^2] = 1, and two
+    tasks' contexts have the cosine of two independent relu layers (the degree-1 arc-cosine kernel,
+    Cho & Saul 2009): 1/pi after the first layer, k(1/pi) ~= 0.494 after the second. The old
+    nn.Linear default started them at norm ~0.5 and cosine ~0.75-0.9 (a shared head in disguise)."""
+    import math
+
+    torch.manual_seed(0)
+    k = 30
+    head = build_head(AgentConfig(head="taskid_mi", context_size=1024, context_hidden=1024), S, A, k)
+    assert all(float(layer.bias.abs().max()) == 0.0 for layer in head.context[::2])
+    c = head.contexts(torch.zeros(k, S), torch.arange(k)).detach()       # [K, C]
+    assert 0.85 < float(c.pow(2).mean()) < 1.15
+    cos = torch.nn.functional.cosine_similarity(c[:, None], c[None], dim=-1)
+    off_diagonal = cos[~torch.eye(k, dtype=torch.bool)]
+    rho = 1.0 / math.pi
+    expected = (math.sqrt(1.0 - rho * rho) + (math.pi - math.acos(rho)) * rho) / math.pi
+    assert abs(float(off_diagonal.mean()) - expected) < 0.05, (float(off_diagonal.mean()), expected)
+
+
+def test_learnt_context_mlp_is_he_initialised():
+    torch.manual_seed(0)
+    head = build_head(AgentConfig(head="learnt_mi", context_size=512, context_hidden=512), 256, A, K)
+    first, second = head.context[0], head.context[2]
+    for layer, fan_in in ((first, 256), (second, 512)):
+        assert float(layer.bias.abs().max()) == 0.0
+        assert abs(float(layer.weight.std()) / (2.0 / fan_in) ** 0.5 - 1.0) < 0.03

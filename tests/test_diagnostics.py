@@ -52,13 +52,14 @@ def test_generated_weight_is_the_matrix_the_layer_applies(form):
     z, x = torch.randn(6, 3), torch.randn(6, 5)
     v = layer.linear.weight
     for k in range(6):
+        zs = z[k] / 3                                              # the layer reads z / C
         if form == "full":
-            w = sum(z[k, c] * layer.weight[c].t() for c in range(3)) + v
+            w = sum(zs[c] * layer.weight[c].t() for c in range(3)) + v
         elif form == "diagonal":
-            w = v * (z[k] @ layer.gate_weight + layer.gate_bias)
+            w = v * (zs @ layer.gate_weight + layer.gate_bias)
         else:
-            w = (z[k] @ layer.scale_weight + layer.scale_bias) * v
-        expected = w @ x[k] + layer.context.weight @ z[k] + layer.linear.bias
+            w = (zs @ layer.scale_weight + layer.scale_bias) * v
+        expected = w @ x[k] + layer.context.weight @ zs + layer.linear.bias
         assert torch.allclose(layer(x[k:k + 1], z[k:k + 1])[0], expected, atol=1e-5)
         assert layer.generated_weight_norm(z[k]).item() == pytest.approx(w.norm().item(), rel=1e-5)
 

@@ -22,8 +22,9 @@ def test_full_equals_explicit_einsum():
     mi = layer("full")
     x, z = inputs()
     V, b, U = mi.linear.weight, mi.linear.bias, mi.context.weight.T        # U [C, O]
-    want = (torch.einsum("tbc,tbi,cio->tbo", z, x, mi.weight)
-            + torch.einsum("tbc,co->tbo", z, U) + torch.einsum("oi,tbi->tbo", V, x) + b)
+    zs = z / C                                                             # the context as read
+    want = (torch.einsum("tbc,tbi,cio->tbo", zs, x, mi.weight)
+            + torch.einsum("tbc,co->tbo", zs, U) + torch.einsum("oi,tbi->tbo", V, x) + b)
     torch.testing.assert_close(mi(x, z), want)
     assert mi.weight.shape == (C, I, O)
 
@@ -41,8 +42,9 @@ def test_full_is_bilinear_in_x_and_z():
 def test_diagonal_formula():
     mi = layer("diagonal")
     x, z = inputs()
-    gate = torch.einsum("tbc,ci->tbi", z, mi.gate_weight) + mi.gate_bias
-    want = (gate * x) @ mi.linear.weight.T + mi.linear.bias + z @ mi.context.weight.T
+    zs = z / C
+    gate = torch.einsum("tbc,ci->tbi", zs, mi.gate_weight) + mi.gate_bias
+    want = (gate * x) @ mi.linear.weight.T + mi.linear.bias + zs @ mi.context.weight.T
     torch.testing.assert_close(mi(x, z), want)
     assert torch.equal(mi.gate_bias, torch.ones(I, dtype=torch.float64))
     assert mi.gate_weight.abs().max() > 0
@@ -51,8 +53,9 @@ def test_diagonal_formula():
 def test_scalar_formula():
     mi = layer("scalar")
     x, z = inputs()
-    scale = torch.einsum("tbc,c->tb", z, mi.scale_weight) + mi.scale_bias
-    want = scale[..., None] * (x @ mi.linear.weight.T) + mi.linear.bias + z @ mi.context.weight.T
+    zs = z / C
+    scale = torch.einsum("tbc,c->tb", zs, mi.scale_weight) + mi.scale_bias
+    want = scale[..., None] * (x @ mi.linear.weight.T) + mi.linear.bias + zs @ mi.context.weight.T
     torch.testing.assert_close(mi(x, z), want)
     assert mi.scale_weight.abs().max() > 0
 
@@ -73,8 +76,28 @@ def test_full_init_scale_matches_linear_term():
     mi = MultiplicativeLayer(256, 64, 32, "full")
     x, z = torch.randn(4096, 256), torch.randn(4096, 64)
     with torch.no_grad():
-        ratio = mi._bilinear(x, z).std() / torch.nn.functional.linear(x, mi.linear.weight).std()
+        bilinear = mi(x, z) - mi(x, torch.zeros_like(z)) - mi(torch.zeros_like(x), z) \
+            + mi(torch.zeros_like(x), torch.zeros_like(z))                  # (z / C)^T W x
+        ratio = bilinear.std() / torch.nn.functional.linear(x, mi.linear.weight).std()
     assert 0.5 < ratio < 2.0
+
+
+@pytest.mark.parametrize("context", [4, 64])
+def test_one_adam_step_moves_the_bilinear_term_like_a_linear_layer(context):
+    """Adam's first step is -lr * sign(grad) per element. For y_o = sum_{c,i} (z_c / C) W[c,i,o] x_i
+    the step moves y_o by exactly -lr ||z||_1 ||x||_1 / C: the mean |z_c| times what it moves a linear
+    layer's V x by (lr ||x||_1), whatever C is. Without the 1/C it would be C times that."""
+    torch.manual_seed(0)
+    mi = MultiplicativeLayer(I, context, O, "full").double()
+    x, z = torch.randn(1, I, dtype=torch.float64), torch.rand(1, context, dtype=torch.float64) + 0.5
+    lr = 1e-3
+    optimizer = torch.optim.Adam([mi.weight], lr=lr, eps=1e-30)
+    before = mi._bilinear(x, z * mi.context_scale)[0, 0].detach()
+    mi(x, z)[0, 0].backward()
+    optimizer.step()
+    after = mi._bilinear(x, z * mi.context_scale)[0, 0].detach()
+    expected = -lr * z.abs().sum() * x.abs().sum() / context
+    assert float(after - before) == pytest.approx(float(expected), rel=1e-9)
 
 
 def test_bad_shapes_and_form():

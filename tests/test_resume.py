@@ -140,6 +140,35 @@ def test_checkpoint_opens_with_torch_load_and_agent_from_checkpoint(tmp_path):
     assert any(not torch.equal(fresh.state_dict()[k], v) for k, v in plain["learner"]["model"].items())
 
 
+def test_resume_from_a_checkpoint_before_the_mi_context_scale(tmp_path):
+    """A checkpoint without "mi_parametrization" (version 1: the MI layer read z, not z / C) resumes
+    as the same run: its MI parameters x C and Adam's moments / C and / C^2 on loading, so the next
+    update (serial mode: deterministic) gives what the current-format checkpoint gives."""
+    import shutil
+
+    head = ["head=taskid_mi", "agent.mi_form=diagonal"]
+    new, old = tmp_path / "new", tmp_path / "old"
+    run(new, head, stop_after=2)
+    shutil.copytree(new, old)
+    state, path = latest(old)
+    c = float(state["config"]["agent"]["context_size"])
+    names = list(state["learner"]["model"])           # parameters only, in named_parameters order
+    del state["mi_parametrization"]
+    for key in ("head.mi.gate_weight", "head.mi.context.weight"):
+        state["learner"]["model"][key] = state["learner"]["model"][key] / c
+        moments = state["learner"]["optimizer"]["state"][names.index(key)]
+        moments.update(exp_avg=moments["exp_avg"] * c, exp_avg_sq=moments["exp_avg_sq"] * c * c)
+    path.unlink()
+    Checkpointer(old / "checkpoints").save(state, state["updates"])
+
+    for logdir in (new, old):
+        assert run(logdir, head, stop_after=3) == "test-stop"
+    (a, _), (b, _) = latest(new), latest(old)
+    assert a["updates"] == b["updates"] == 3 and b["mi_parametrization"] == Agent.PARAMETRIZATION
+    for key, value in a["learner"]["model"].items():
+        torch.testing.assert_close(b["learner"]["model"][key], value, rtol=1e-4, atol=1e-6)
+
+
 def test_leftovers_of_a_killed_save_are_removed_when_the_run_starts(tmp_path):
     logdir = tmp_path / "t"
     run(logdir, stop_after=1)
