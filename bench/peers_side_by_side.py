@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import shlex
@@ -235,6 +236,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def session_members(session: int) -> list[int]:
+    """Live (not zombie) processes whose session id is ``session`` (from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()       # state, ppid, pgrp, session, ...
+        if fields[0] not in "ZX" and int(fields[3]) == session:
+            members.append(int(entry))
+    return members
+
+
+def child_pids(parent: int) -> list[int]:
+    out = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
+            out.append(int(entry))
+    return out
+
+
+def stop_runs_on_signal(grace_s: float = 90.0) -> None:
+    """SIGTERM/SIGINT to this script ends the run in progress too: the harness starts each run in a
+    session of its own (and has no cleanup for its caller being killed), so every live process of
+    those sessions gets SIGTERM (``launch.py train`` stops gracefully and ends its Ray actors), then,
+    after ``grace_s``, SIGKILL; then this script exits with 128 + the signal."""
+    def handler(signum, _frame):
+        sessions = child_pids(os.getpid())
+        for session in sessions:
+            for pid in session_members(session):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while any(session_members(s) for s in sessions) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for session in sessions:
+            for pid in session_members(session):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        print(f"stopped by signal {signum}: the run in progress was ended", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
     sys.path.insert(0, str(a.peers_dir))
@@ -281,4 +335,5 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     if "--launch-ours" in sys.argv[1:]:
         sys.exit(launch_ours(sys.argv[1:]))
+    stop_runs_on_signal()
     main()

@@ -56,3 +56,34 @@ def test_quick_run_counts_our_frames_with_the_peers_counters(tmp_path, capsys):
         (learned, run["total_env_steps"])
     frames = [point["frames"] for point in run["curve"]]
     assert frames == sorted(frames) and frames[-1] <= run["total_env_steps"]
+
+
+def test_sigterm_ends_the_run_in_progress(tmp_path):
+    """Killing the bench must not leave its run behind: the harness puts each run in a session of
+    its own, so the bench ends every process of those sessions (train, Ray) before it exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, str(BENCH), "--quick", "--scratch", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, sessions = time.monotonic() + 120, []
+        while time.monotonic() < deadline:        # wait for launch.py train inside the run's session
+            sessions = bench.child_pids(proc.pid)
+            members = [m for s in sessions for m in bench.session_members(s)]
+            if any(b"launch.py" in open(f"/proc/{m}/cmdline", "rb").read() for m in members
+                   if os.path.exists(f"/proc/{m}/cmdline")):
+                break
+            time.sleep(0.5)
+        assert sessions, "the bench started no run"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by signal" in err
+    assert all(bench.session_members(s) == [] for s in sessions)
