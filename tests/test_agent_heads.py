@@ -91,7 +91,7 @@ def test_task_contexts_start_at_unit_scale_and_apart():
     torch.manual_seed(0)
     k = 30
     head = build_head(AgentConfig(head="taskid_mi", context_size=1024, context_hidden=1024), S, A, k)
-    assert all(float(layer.bias.abs().max()) == 0.0 for layer in head.context[::2])
+    assert all(float(layer.bias.detach().abs().max()) == 0.0 for layer in head.context[::2])
     c = head.contexts(torch.zeros(k, S), torch.arange(k)).detach()       # [K, C]
     assert 0.85 < float(c.pow(2).mean()) < 1.15
     cos = torch.nn.functional.cosine_similarity(c[:, None], c[None], dim=-1)
@@ -106,5 +106,5 @@ def test_learnt_context_mlp_is_he_initialised():
     head = build_head(AgentConfig(head="learnt_mi", context_size=512, context_hidden=512), 256, A, K)
     first, second = head.context[0], head.context[2]
     for layer, fan_in in ((first, 256), (second, 512)):
-        assert float(layer.bias.abs().max()) == 0.0
+        assert float(layer.bias.detach().abs().max()) == 0.0
         assert abs(float(layer.weight.std()) / (2.0 / fan_in) ** 0.5 - 1.0) < 0.03
