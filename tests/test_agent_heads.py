@@ -107,4 +107,4 @@ def test_learnt_context_mlp_is_he_initialised():
     first, second = head.context[0], head.context[2]
     for layer, fan_in in ((first, 256), (second, 512)):
         assert float(layer.bias.detach().abs().max()) == 0.0
-        assert abs(float(layer.weight.std()) / (2.0 / fan_in) ** 0.5 - 1.0) < 0.03
+        assert abs(float(layer.weight.detach().std()) / (2.0 / fan_in) ** 0.5 - 1.0) < 0.03
