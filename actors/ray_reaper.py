@@ -32,20 +32,26 @@ RECORD = "ray_session-{pid}.json"   # one per process that started a cluster wit
 _watchdogs: dict[str, subprocess.Popen] = {}
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (tells a pid apart from its reuse); None if
-    it is gone or a zombie."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (``state, ppid, pgrp, session, ...``:
+    field 3 of proc(5) is index 0 here); None if the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    return stat[stat.rindex(")") + 2:].split()
 
 
-def alive(pid: int, start_time: int | None = None) -> bool:
-    now = _start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a pid apart from its reuse); None if
+    it is gone or a zombie."""
+    fields = stat_fields(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else int(fields[19])
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
 
 
 def session_processes(session_dir: str | None, node_id: str | None) -> list[int]:
@@ -85,7 +91,7 @@ def reap(session_dir: str | None, node_id: str | None, grace: float = 2.0) -> li
     if not (session_dir or node_id) or not os.path.isdir("/proc"):
         return []
     pids = session_processes(session_dir, node_id)
-    starts = {pid: _start_time(pid) for pid in pids}
+    starts = {pid: start_time(pid) for pid in pids}
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -110,13 +116,13 @@ def start_watchdog(logdir: str | os.PathLike, session_dir: str | None, node_id: 
         return
     os.makedirs(logdir, exist_ok=True)
     record = Path(logdir) / RECORD.format(pid=os.getpid())
-    info = {"owner": os.getpid(), "owner_start": _start_time(os.getpid()), "session_dir": session_dir,
+    info = {"owner": os.getpid(), "owner_start": start_time(os.getpid()), "session_dir": session_dir,
             "node_id": node_id, "watchdog": None, "watchdog_start": None}
     _write(record, info)
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(record)], start_new_session=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _watchdogs[str(record)] = proc
-    _write(record, {**info, "watchdog": proc.pid, "watchdog_start": _start_time(proc.pid)})
+    _write(record, {**info, "watchdog": proc.pid, "watchdog_start": start_time(proc.pid)})
 
 
 def stop_watchdog(logdir: str | os.PathLike) -> None:

@@ -37,6 +37,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from actors import ray_reaper  # noqa: E402  (standard library only: /proc helpers)
+
 DEFAULT_CONFIG = ROOT / "configs" / "peer_doorkey.yaml"
 EPISODE_WINDOW = 50   # the rolling mean, as run.score_window_episodes
 STARTUP_ALLOWANCE_S = 100   # launch -> first env step (Ray's start on a busy machine); the harness kills at 120
@@ -239,29 +242,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def session_members(session: int) -> list[int]:
     """Live (not zombie) processes whose session id is ``session`` (from /proc)."""
     members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()       # state, ppid, pgrp, session, ...
-        if fields[0] not in "ZX" and int(fields[3]) == session:
-            members.append(int(entry))
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        fields = ray_reaper.stat_fields(pid)
+        if fields and fields[0] not in "ZX" and int(fields[3]) == session:
+            members.append(pid)
     return members
 
 
 def child_pids(parent: int) -> list[int]:
-    out = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
-            out.append(int(entry))
-    return out
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if (fields := ray_reaper.stat_fields(pid)) and int(fields[1]) == parent]
 
 
 def stop_runs_on_signal(grace_s: float = 90.0) -> None:

@@ -15,6 +15,7 @@ import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
 import launch
+from actors.ray_reaper import start_time, stat_fields
 from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
@@ -121,26 +122,12 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ a SIGKILLed run's local Ray cluster
-def start_time(pid):
-    """(pid, start time) identifies a process across pid reuse; None once it is gone or a zombie."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
 def process_tree(root):
     """{pid: start time} of the live descendants of ``root``."""
     children = {}
-    for entry in os.listdir("/proc"):
-        try:
-            stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else None
-        except OSError:
-            continue
-        if stat:
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        if fields := stat_fields(pid):
+            children.setdefault(int(fields[1]), []).append(pid)
     tree, stack = {}, [root]
     while stack:
         for child in children.get(stack.pop(), []):
