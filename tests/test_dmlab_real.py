@@ -23,7 +23,7 @@ from envs.suites import get_suite
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dmlab_trace  # noqa: E402
-from conftest import FAKE_DMLAB_PATH  # noqa: E402
+from conftest import FAKE_DMLAB_PATH, assert_seed_determines_rollout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = Path(__file__).parent / "data" / "dmlab_trace.json"
@@ -143,11 +143,7 @@ def test_same_seed_same_episode_and_different_seeds_differ(real_deepmind_lab):
         finally:
             env.close()
 
-    f1, r1 = rollout(42)
-    f2, r2 = rollout(42)
-    f3, _ = rollout(43)
-    assert np.array_equal(f1, f2) and r1 == r2
-    assert not np.array_equal(f1, f3)
+    assert_seed_determines_rollout(rollout)
 
 
 def test_test_mode_plays_the_hold_out_level(real_deepmind_lab):
