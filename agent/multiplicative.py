@@ -72,13 +72,13 @@ class MultiplicativeLayer(nn.Module):
         bound = c / math.sqrt(c)                      # C x nn.Linear's default bound for fan-in C
         nn.init.uniform_(self.context.weight, -bound, bound)
         if self.form == "full":
-            bound = c / math.sqrt(c * self.in_features)
-            nn.init.uniform_(self.weight, -bound, bound)
+            full_bound = c / math.sqrt(c * self.in_features)
+            nn.init.uniform_(self.weight, -full_bound, full_bound)
         elif self.form == "diagonal":
-            nn.init.uniform_(self.gate_weight, -c / math.sqrt(c), c / math.sqrt(c))
+            nn.init.uniform_(self.gate_weight, -bound, bound)
             nn.init.ones_(self.gate_bias)
         else:
-            nn.init.uniform_(self.scale_weight, -c / math.sqrt(c), c / math.sqrt(c))
+            nn.init.uniform_(self.scale_weight, -bound, bound)
             nn.init.ones_(self.scale_bias)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Resume decisions per config field, serial mode with envs that cannot be copied, checkpoints a
 user can open (torch.load, Agent.from_checkpoint), fresh starts that keep the old run."""
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,8 +145,6 @@ def test_resume_from_a_checkpoint_before_the_mi_context_scale(tmp_path):
     """A checkpoint without "mi_parametrization" (version 1: the MI layer read z, not z / C) resumes
     as the same run: its MI parameters x C and Adam's moments / C and / C^2 on loading, so the next
     update (serial mode: deterministic) gives what the current-format checkpoint gives."""
-    import shutil
-
     head = ["head=taskid_mi", "agent.mi_form=diagonal"]
     new, old = tmp_path / "new", tmp_path / "old"
     run(new, head, stop_after=2)
