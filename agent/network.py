@@ -54,12 +54,14 @@ class Agent(nn.Module):
     PARAMETRIZATION = MI_PARAMETRIZATION    # saved as a checkpoint's "mi_parametrization"
 
     @staticmethod
-    def upgrade_model_state(model_state: dict, checkpoint: dict) -> dict[str, float]:
-        """Bring a checkpoint's model state (in place) to this code's parametrization: a checkpoint
-        without ``"mi_parametrization"`` predates the MI layer's 1/C context scale
-        (``agent/multiplicative.py``); its MI parameters are rescaled so the function is unchanged.
-        Returns ``{parameter name: factor}`` of what was rescaled (empty: nothing to do)."""
-        return upgrade_mi_state_dict(model_state, "head.mi.", checkpoint.get("mi_parametrization", 1))
+    def model_state_from(checkpoint: dict) -> tuple[dict, dict[str, float]]:
+        """A checkpoint's model state in this code's parametrization (a copy), and ``{parameter name:
+        factor}`` of what was rescaled (empty: nothing). A checkpoint without ``"mi_parametrization"``
+        predates the MI layer's 1/C context scale (``agent/multiplicative.py``); its MI parameters
+        are rescaled so that the function is unchanged."""
+        model_state = dict(checkpoint["learner"]["model"])
+        factors = upgrade_mi_state_dict(model_state, "head.mi.", checkpoint.get("mi_parametrization", 1))
+        return model_state, factors
 
     @classmethod
     def from_checkpoint(cls, path, device: torch.device | str = "cpu"):
@@ -90,9 +92,7 @@ class Agent(nn.Module):
             spec = {"num_actions": suite.num_actions, "num_tasks": len(suite.tasks),
                     "frame_shape": suite.frame_shape, "instruction_length": suite.instruction_length}
         agent = cls(config.agent, **{**spec, "frame_shape": tuple(spec["frame_shape"])})
-        model_state = dict(state["learner"]["model"])
-        cls.upgrade_model_state(model_state, state)
-        agent.load_state_dict(model_state)
+        agent.load_state_dict(cls.model_state_from(state)[0])
         return agent.to(device).eval(), config
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:

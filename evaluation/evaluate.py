@@ -69,8 +69,7 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
     if suite.name == "dmlab30":
         _check_dmlab30(cfg, [names[i] for i in task_ids])
     stem = path.stem + ("-greedy" if greedy else "")
-    weights = dict(state["learner"]["model"])
-    Agent.upgrade_model_state(weights, state)     # older MI checkpoints
+    weights, _ = Agent.model_state_from(state)      # older MI checkpoints: same function
     return EvalJob(cfg=cfg, suite=suite, task_ids=task_ids, weights=weights, checkpoint=path,
                    frames=int(state["frames"]), updates=int(state["updates"]), episodes=episodes,
                    envs_per_task=envs_per_task, greedy=greedy, videos=videos, seed=seed,

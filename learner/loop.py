@@ -158,8 +158,8 @@ class TrainLoop:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        learner_state = dict(state["learner"], model=dict(state["learner"]["model"]))
-        factors = self.learner.agent.upgrade_model_state(learner_state["model"], state)
+        model, factors = self.learner.agent.model_state_from(state)
+        learner_state = dict(state["learner"], model=model)
         if factors:      # a checkpoint from before the MI layer's 1/C context scale: same function
             learner_state["optimizer"] = rescale_optimizer_state(
                 learner_state["optimizer"], [name for name, _ in self.learner.agent.named_parameters()],
