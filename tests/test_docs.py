@@ -11,7 +11,7 @@ from envs.dmlab30 import ACTION_NAMES, ACTION_SET, HUMAN_SCORES, RANDOM_SCORES, 
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_KEYS = {f"{section}.{f}" for section, cls in SECTIONS.items() for f in cls.__dataclass_fields__}
-PACKAGES = ("agent", "learner", "actors", "envs", "configs", "evaluation", "bench", "scripts", "tests")
+PACKAGES = ("agent", "learner", "actors", "envs", "configs", "evaluation", "analysis", "bench", "scripts", "tests")
 
 
 def tracked_text_files() -> list[Path]:
@@ -68,3 +68,33 @@ def test_named_files_and_modules_exist(pattern, to_path):
                         and not (ROOT / to_path(m)).with_suffix("").is_dir():
                     missing.append(f"{p.relative_to(ROOT)}:{n}: {m}")
     assert not missing, f"names of files that do not exist: {missing}"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation but '-' and '_' dropped, spaces -> '-'."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", markdown, flags=re.M)}
+
+
+def test_markdown_links_resolve():
+    """Every relative link in the Markdown files points at a tracked file or folder, and a
+    ``#anchor`` at a heading of that file (the README links into docs/ for the details)."""
+    broken = []
+    for p in tracked_text_files():
+        if p.suffix != ".md":
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", p.read_text()):
+            if re.match(r"[a-z]+://|mailto:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (p.parent / path).resolve() if path else p
+            if not dest.exists():
+                broken.append(f"{p.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.is_file() and anchor not in _anchors(dest.read_text()):
+                broken.append(f"{p.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, f"broken links: {broken}"
+
+
+def test_readme_stays_short():
+    """The README is the five-minute read; measurements live in docs/BENCHMARKS.md."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150
