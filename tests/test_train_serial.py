@@ -46,7 +46,10 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, head):
     assert pa.keys() == pb.keys()
     for k in pa:
         assert torch.equal(pa[k], pb[k]), f"parameter {k} differs after resume"
-    # the learner really moved: parameters differ from a fresh run's first checkpoint
+    # the learner really moved: the final parameters differ from the checkpoint at update 4
+    # (otherwise the equality above would hold for a learner that never changes anything)
+    moved = [k for k in pa if not torch.equal(mid["learner"]["model"][k], pa[k])]
+    assert len(moved) > len(pa) // 2, f"only {moved} of {len(pa)} parameters changed in 6 updates"
     events = read_jsonl(split / "events.jsonl")
     assert [e["event"] for e in events].count("resume") == 1
     resume = next(e for e in events if e["event"] == "resume")
