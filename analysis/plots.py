@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 COLORS = {"shared": "tab:gray", "multihead": "tab:blue", "taskid_mi": "tab:red", "learnt_mi": "tab:green"}
 FONT = 10          # every legend, tick and caption: >= 9 pt
@@ -73,6 +74,13 @@ def on_grid(frames: Sequence[np.ndarray], values: Sequence[np.ndarray], points: 
     return grid, np.stack([np.interp(grid, f, v) for f, v in kept])
 
 
+def frames_axis(ax) -> None:
+    """x label "env frames" with ticks as 50K / 1.5M (full numbers overlap)."""
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: "0" if x == 0 else f"{x / 1e6:g}M" if abs(x) >= 1e6 else f"{x / 1e3:g}K"))
+    ax.set_xlabel("env frames", fontsize=FONT)
+
+
 def _clip(values: np.ndarray, feasible: tuple[float | None, float | None]) -> np.ndarray:
     low, high = feasible
     return np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
@@ -86,7 +94,7 @@ def _draw(ax, label: str, frames, values, style: Curves) -> bool:
     mean, low, high = bootstrap_band(curves, reps=style.reps, seed=style.seed)
     color = COLORS.get(label)
     for seed_curve in curves:
-        ax.plot(grid, seed_curve, color=color, lw=0.7, alpha=0.35)
+        ax.plot(grid, seed_curve, color=color, lw=0.8, alpha=0.5)
     ax.plot(grid, mean, label=f"{label} (n={curves.shape[0]})", color=color, lw=2.0)
     ax.fill_between(grid, _clip(low, style.feasible), _clip(high, style.feasible), alpha=0.2, color=color, lw=0)
     return True
@@ -128,7 +136,7 @@ def learning_curves(path: str, groups: Mapping[str, Sequence], title: str, style
         plt.close(fig)
         return False
     reference_lines(ax, style.references)
-    ax.set_xlabel("env frames", fontsize=FONT)
+    frames_axis(ax)
     ax.set_ylabel("mean capped score (training episodes)", fontsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
     ax.tick_params(labelsize=FONT)
@@ -152,7 +160,7 @@ def task_curves(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
             drawn |= _draw(ax, head, [r.curve.frames for r in runs], [r.curve.tasks[task] for r in runs], panel)
         reference_lines(ax, (task_references or {}).get(task, {}))
         ax.set_title(task, fontsize=FONT + 1)
-        ax.set_xlabel("env frames", fontsize=FONT)
+        frames_axis(ax)
         ax.tick_params(labelsize=FONT)
         ax.grid(alpha=0.3)
     if not drawn:
@@ -232,18 +240,19 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
         return False
     keys = [k for k in SIMILARITY_KEYS if any(_matrix(r.diagnostics[-1], k) is not None
                                               for runs in heads.values() for r in runs)]
-    mats = {(h, k): np.nanmean(np.stack([m for r in runs if (m := _matrix(r.diagnostics[-1], k)) is not None]), axis=0)
-            for h, runs in heads.items() for k in keys
-            if any(_matrix(r.diagnostics[-1], k) is not None for r in runs)}
-    low = min([-1e-9] + [float(np.nanmin(m)) for m in mats.values() if np.isfinite(m).any()])
+    logged = {(h, k): [m for r in runs if (m := _matrix(r.diagnostics[-1], k)) is not None]
+              for h, runs in heads.items() for k in keys}
+    mats = {key: (np.nanmean(np.stack(found), axis=0), len(found)) for key, found in logged.items() if found}
+    low = min([-1e-9] + [float(np.nanmin(m)) for m, _ in mats.values() if np.isfinite(m).any()])
     low = -1.0 if low < -0.5 else math.floor(low * 10) / 10
     probes = {h: [(r.seed, r.diagnostics[-1]["probe_accuracy"]) for r in runs
                   if r.diagnostics[-1].get("probe_accuracy") is not None] for h, runs in heads.items()}
     probes = {h: v for h, v in probes.items() if v}
     cols = max(2, len(keys))
     n_rows = 1 + len(heads) + (1 if probes else 0)
-    fig = plt.figure(figsize=(4.8 * cols, 3.9 * n_rows + 0.8))
-    grid = fig.add_gridspec(n_rows, cols)
+    ratios = [1.0] * (1 + len(heads)) + ([0.2 + 0.25 * len(probes)] if probes else [])
+    fig = plt.figure(figsize=(4.8 * cols, 3.9 * sum(ratios) + 0.8))
+    grid = fig.add_gridspec(n_rows, cols, height_ratios=ratios)
     for c, key in enumerate(("context_norm", "generated_weight_norm")):
         ax = fig.add_subplot(grid[0, c])
         for head, runs in heads.items():
@@ -254,16 +263,16 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
                 got = on_grid(frames, values)
                 if got is not None:
                     ax.plot(got[0], got[1].mean(axis=0), dash, color=COLORS.get(head), label=f"{head} {task}")
-        ax.set_xlabel("env frames", fontsize=FONT)
+        frames_axis(ax)
         ax.set_title(f"{key.replace('_', ' ')} per task (mean over seeds)", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
         ax.legend(fontsize=FONT - 1, ncol=1 if len(tasks) <= 2 else 2)
     for row, (head, runs) in enumerate(heads.items(), start=1):
         for c, key in enumerate(keys):
             if (head, key) in mats:
-                ax = fig.add_subplot(grid[row, c])
-                _heatmap(ax, mats[head, key], runs[0].diagnostics[-1]["tasks"],
-                         f"{head} (n={len(runs)}): cosine of mean contexts,\n{SIMILARITY_KEYS[key]}", low)
+                matrix, n = mats[head, key]
+                _heatmap(fig.add_subplot(grid[row, c]), matrix, runs[0].diagnostics[-1]["tasks"],
+                         f"{head}: cosine of mean contexts,\n{SIMILARITY_KEYS[key]} (mean of n={n} seeds)", low)
     if probes:
         ax = fig.add_subplot(grid[n_rows - 1, 0:cols])
         for i, (head, values) in enumerate(probes.items()):
