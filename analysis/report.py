@@ -185,9 +185,10 @@ def verdict(pair: Mapping[str, Any]) -> str:
 
 
 def _budget_text(tables: Mapping[str, Any], runs: Sequence[RunData]) -> str:
+    """``run.total_frames`` of the runs ("400,000"), or the frames they reached when not recorded."""
     if tables["budgets"]:
         return " / ".join(f"{b:,}" for b in tables["budgets"])
-    return f"unknown (frames reached: {' / '.join(f'{f:,}' for f in sorted({r.frames for r in runs}))})"
+    return f"not recorded, runs at {' / '.join(f'{f:,}' for f in sorted({r.frames for r in runs}))}"
 
 
 def write_report(paths: Sequence[str], out: str, *, boot: int = 2000, seed: int = 0) -> str:
@@ -212,7 +213,7 @@ def write_report(paths: Sequence[str], out: str, *, boot: int = 2000, seed: int 
         figures.append("task_curves.png")
     if tables["aggregates"]:
         plots.aggregate_intervals(os.path.join(out, "aggregates.png"), tables["aggregates"],
-                                  f"{tables['bootstrap']}, {boot} resamples")
+                                  f"{tables['bootstrap']}, {boot} resamples; budget {style.budget} env frames per run")
         figures.append("aggregates.png")
     if plots.diagnostics(os.path.join(out, "diagnostics.png"), groups, tasks, style):
         figures.append("diagnostics.png")
@@ -245,7 +246,7 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
         sources = sorted({r.source for r in group})
         lines.append(f"| {head} | {len(group)} | {', '.join(str(r.seed) for r in group)} | "
                      f"{np.mean([r.frames for r in group]):,.0f} | {', '.join(sources)} |")
-    lines += ["", f"Budget: {_budget_text(tables, runs)} env frames per run. Scores are normalised "
+    lines += ["", f"Budget (env frames per run): {_budget_text(tables, runs)}. Scores are normalised "
               "(`100 (return - random) / (solved - random)`: 0 = random, 100 = solved). "
               "`eval` = evaluation on held-out levels (`launch.py evaluate`); `train window` = the mean of the "
               "last training episodes per task (sampled actions, training levels), not comparable with "
@@ -258,7 +259,9 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
               f"significant = Holm-adjusted p <= {tables['alpha']}. An interval marked *degenerate* has no "
               "width because every resample gave the same value (e.g. no run of one head beats any run of "
               "the other); with few runs that is not certainty, and the permutation p says how strong "
-              "the evidence is.", ""]
+              "the evidence is. Percentile bootstrap intervals are too narrow with few runs (under ~10 they "
+              "cover less than their nominal 95%), so an interval that excludes 0 is not a verdict: the "
+              "verdict column is.", ""]
     lines += ["## Final score per head and task", "",
               "Mean over runs [95% run-level bootstrap interval].", ""]
     lines.append("| head | n | " + " | ".join(tasks) + " |")

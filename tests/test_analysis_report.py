@@ -108,7 +108,7 @@ def test_report_numbers_are_the_hand_computed_ones(grid, tmp_path):
     assert "0.00 [0.00, 0.00] (degenerate) | 0.100 (exact, 20 splits) | 0.100 | no significant difference |" in summary
     assert "run-level bootstrap" in summary and "Holm" in summary and "Welch" not in summary
     assert "| shared | 3 | 20.0 [10.0, 30.0] |" in summary
-    assert "Budget: 10,000 env frames per run" in summary
+    assert "Budget (env frames per run): 10,000." in summary
     assert "no-task-id optimum (hidden cue) = 75.1" in summary
     for png in ("learning_curves.png", "task_curves.png", "aggregates.png"):
         with open(os.path.join(out, png), "rb") as f:
