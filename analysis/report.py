@@ -10,7 +10,7 @@ scores only: no curves, no diagnostics). Writes to ``DIR``:
 | ``learning_curves.png`` / ``task_curves.png`` | mean capped / per-task score vs frames: seeds, mean, bootstrap band |
 | ``aggregates.png`` | mean capped score and IQM per head with their 95% intervals |
 | ``diagnostics.png`` | MI head diagnostics (only if runs wrote ``diagnostics.jsonl``) |
-| ``run_scores.csv`` | every run x task: final normalised score and return, source (eval / train window), suite |
+| ``run_scores.csv`` | every run x task: final normalised score and return, source (eval / train window), suite, budget |
 | ``head_task_scores.csv`` | head x task: mean over runs, 95% bootstrap interval over runs, n, source |
 | ``aggregates.csv`` | head: mean capped score and IQM with 95% bootstrap intervals, n |
 | ``pairs.csv`` | head pairs: mean capped A - B and P(A > B) with 95% intervals, permutation p, Holm p, verdict |
@@ -124,7 +124,8 @@ def build_tables(runs: Sequence[RunData], *, boot: int = 2000, seed: int = 0) ->
     tasks = list(runs[0].tasks)
     groups = group_by_head(runs)
     run_rows = [{"head": r.head, "seed": r.seed, "run": r.path, "task": t, "score": r.scores[t],
-                 "return": r.returns[t], "source": r.source, "frames": r.frames, "suite": r.suite}
+                 "return": r.returns[t], "source": r.source, "frames": r.frames, "suite": r.suite,
+                 "budget": r.total_frames}
                 for r in runs for t in tasks]
     head_task, aggregates, matrices, per_run = [], [], {}, []
     for head, group in groups.items():

@@ -155,9 +155,29 @@ def _table_suite(path: str, rows: list[dict]) -> str:
                       "add a column suite=<name> (e.g. embedded) to every row")
 
 
+def _grid_settings(path: str) -> tuple[int | None, int | None]:
+    """``(run.total_frames, run.score_window_episodes)`` of the grid whose ``grid.json`` (written by
+    ``compare``) sits next to the table or one folder up, resolved with the grid's config and
+    overrides; ``(None, None)`` without one."""
+    for folder in (os.path.dirname(path), os.path.dirname(os.path.dirname(os.path.abspath(path)))):
+        grid = os.path.join(folder, "grid.json")
+        if os.path.exists(grid):
+            from configs.schema import load_config
+
+            with open(grid) as f:
+                spec = json.load(f)
+            try:
+                cfg = load_config(spec.get("config"), list(spec.get("overrides") or []))
+            except ValueError as e:
+                raise ReportError(f"{grid}: its config and overrides do not resolve: {e}") from None
+            return cfg.run.total_frames, cfg.run.score_window_episodes
+    return None, None
+
+
 def load_score_table(path: str) -> list[RunData]:
     """Runs rebuilt from a report's ``run_scores.csv`` (one row per run x task): final scores, returns,
-    source and frames; no curves, diagnostics, window or budget (the table does not hold them)."""
+    source, frames and, from its ``budget`` column or the grid's ``grid.json``, the frame budget and
+    score window; no curves or diagnostics (the table does not hold them)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in SCORE_TABLE_COLUMNS if c not in (reader.fieldnames or [])]
@@ -167,6 +187,7 @@ def load_score_table(path: str) -> list[RunData]:
     if not rows:
         raise ReportError(f"{path} holds no rows")
     suite = _table_suite(path, rows)
+    grid_budget, grid_window = _grid_settings(path)
     tasks = tuple(dict.fromkeys(r["task"] for r in rows))
     by_run: dict[str, list[dict]] = {}
     for r in rows:
@@ -190,7 +211,9 @@ def load_score_table(path: str) -> list[RunData]:
                             frames=int(float(first["frames"])), curve=empty,
                             scores={t: number(t, "score") for t in tasks},
                             returns={t: number(t, "return") for t in tasks},
-                            source=sources.pop() if len(sources) == 1 else "mixed"))
+                            source=sources.pop() if len(sources) == 1 else "mixed",
+                            total_frames=int(float(first["budget"])) if first.get("budget") else grid_budget,
+                            window=grid_window))
     return runs
 
 

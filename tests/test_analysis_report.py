@@ -128,21 +128,26 @@ def test_statistics_recomputed_from_run_scores_csv(grid, tmp_path):
     assert launch.main(["report", os.path.join(out, "run_scores.csv"), "--out", again, "--boot", "300"]) == 0
     for name in ("aggregates.csv", "pairs.csv", "head_task_scores.csv", "run_scores.csv"):
         assert read_csv(os.path.join(again, name)) == read_csv(os.path.join(out, name)), name
+    assert json.load(open(os.path.join(again, "report.json")))["budgets"] == [10000]   # the budget column
     assert not os.path.exists(os.path.join(again, "learning_curves.png"))    # no curves in the table
     assert "No learning curves" in open(os.path.join(again, "summary.md")).read()
-    # an older table without the suite column takes it from the report.json next to it
+    # an older table (no suite or budget column) takes its suite from the report.json next to it
     rows = read_csv(os.path.join(out, "run_scores.csv"))
     old = tmp_path / "old"
     old.mkdir()
     with open(old / "run_scores.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, [k for k in rows[0] if k != "suite"])
+        writer = csv.DictWriter(f, [k for k in rows[0] if k not in ("suite", "budget")])
         writer.writeheader()
-        writer.writerows([{k: v for k, v in r.items() if k != "suite"} for r in rows])
+        writer.writerows([{k: v for k, v in r.items() if k not in ("suite", "budget")} for r in rows])
     with pytest.raises(ReportError, match="no suite column"):
         load_runs([str(old / "run_scores.csv")])
     (old / "report.json").write_text(json.dumps({"suite": "embedded"}))
     assert [r.scores for r in load_runs([str(old / "run_scores.csv")])] == [r.scores for r in
                                                                            load_runs([os.path.join(out, "run_scores.csv")])]
+    # ... and the budget and score window from the grid's config + overrides (grid.json, as compare writes it)
+    (old / "grid.json").write_text(json.dumps({"suite": "embedded", "config": None,
+                                               "overrides": ["total_frames=400000", "run.score_window_episodes=20"]}))
+    assert {(r.total_frames, r.window) for r in load_runs([str(old / "run_scores.csv")])} == {(400000, 20)}
     with open(old / "bad.csv", "w") as f:
         f.write("head,seed\nshared,0\n")
     with pytest.raises(ReportError, match="no column run, task, score"):
