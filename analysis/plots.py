@@ -104,12 +104,13 @@ def reference_lines(ax, extra: Mapping[str, float]) -> None:
     """Horizontal lines at 0 (random), 100 (solved) and each ``{label: score}`` of ``extra``."""
     ax.axhline(0.0, color="black", lw=0.8, ls=":")
     ax.axhline(100.0, color="black", lw=0.8, ls="--")
-    ax.annotate("random", (0.005, 0.0), xycoords=("axes fraction", "data"), va="bottom", fontsize=FONT - 1)
-    ax.annotate("solved", (0.005, 100.0), xycoords=("axes fraction", "data"), va="bottom", fontsize=FONT - 1)
+    box = {"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 0.5}
+    ax.annotate("random", (0.005, 0.0), xycoords=("axes fraction", "data"), va="bottom", fontsize=FONT - 1, bbox=box)
+    ax.annotate("solved", (0.005, 100.0), xycoords=("axes fraction", "data"), va="bottom", fontsize=FONT - 1, bbox=box)
     for label, value in extra.items():
         ax.axhline(value, color="tab:purple", lw=1.0, ls="-.")
         ax.annotate(f"{label} ({value:.0f})", (0.005, value), xycoords=("axes fraction", "data"), va="bottom",
-                    fontsize=FONT - 1, color="tab:purple")
+                    fontsize=FONT - 1, color="tab:purple", bbox=box)
 
 
 def caption(style: Curves, what: str) -> str:
@@ -117,8 +118,7 @@ def caption(style: Curves, what: str) -> str:
     clip = ", clipped to <= 100" if style.feasible[1] == 100.0 else ""
     return (f"{what}: each point is the mean of {window} per task (sampled actions). Thick: mean over seeds; "
             f"thin: each seed; band: run-level bootstrap 95% interval of the mean (whole seeds resampled, "
-            f"{style.reps} resamples){clip}. Budget: {style.budget} env frames per run; the learning rate "
-            "anneals to 0 at the budget.")
+            f"{style.reps} resamples){clip}. Budget: {style.budget} env frames per run.")
 
 
 def _finish(fig, text: str, path: str, dpi: int = 110) -> None:
@@ -220,7 +220,7 @@ def _heatmap(ax, matrix: np.ndarray, names: Sequence[str], title: str, low: floa
     for (i, j), v in np.ndenumerate(matrix):
         if np.isfinite(v):
             shade = (v - low) / max(1.0 - low, 1e-9)
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=FONT,
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=FONT - 1,
                     color="black" if shade > 0.6 else "white")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=FONT)
     ax.set_yticks(range(len(names)), names, fontsize=FONT)
@@ -248,10 +248,11 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
     probes = {h: [(r.seed, r.diagnostics[-1]["probe_accuracy"]) for r in runs
                   if r.diagnostics[-1].get("probe_accuracy") is not None] for h, runs in heads.items()}
     probes = {h: v for h, v in probes.items() if v}
-    cols = max(2, len(keys))
+    cols = max(3, len(keys))                       # the top row: two norm plots and their legend
+    width = max(4.8, 0.75 * len(tasks) + 2.5)      # a heatmap cell stays ~0.75 in wide
     n_rows = 1 + len(heads) + (1 if probes else 0)
     ratios = [1.0] * (1 + len(heads)) + ([0.2 + 0.25 * len(probes)] if probes else [])
-    fig = plt.figure(figsize=(4.8 * cols, 3.9 * sum(ratios) + 0.8))
+    fig = plt.figure(figsize=(width * cols, width * 0.8 * sum(ratios) + 0.8))
     grid = fig.add_gridspec(n_rows, cols, height_ratios=ratios)
     for c, key in enumerate(("context_norm", "generated_weight_norm")):
         ax = fig.add_subplot(grid[0, c])
@@ -266,7 +267,9 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
         frames_axis(ax)
         ax.set_title(f"{key.replace('_', ' ')} per task (mean over seeds)", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
-        ax.legend(fontsize=FONT - 1, ncol=1 if len(tasks) <= 2 else 2)
+    legend = fig.add_subplot(grid[0, 2])
+    legend.axis("off")
+    legend.legend(*ax.get_legend_handles_labels(), fontsize=FONT, loc="center", ncol=1 if len(tasks) <= 4 else 2)
     for row, (head, runs) in enumerate(heads.items(), start=1):
         for c, key in enumerate(keys):
             if (head, key) in mats:
