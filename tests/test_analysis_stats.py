@@ -138,13 +138,20 @@ def test_difference_ci_resamples_the_two_heads_apart():
     iv = stats.difference_ci(x, y, lambda m: float(m.mean()), reps=4000, seed=0)
     # y has one run (mean 5); x's resampled mean is 15 / 25 / 35 w.p. 1/4, 1/2, 1/4
     assert iv == (20.0, 10.0, 30.0)
+    # anti-correlated tasks: every run of x has mean 50, so whole-run resampling cannot move the
+    # difference (45); resampling per task can (x's mean 0 .. 100, each end w.p. 1/16)
+    anti = np.array([[0.0, 100.0], [100.0, 0.0]])
+    assert stats.difference_ci(anti, y, lambda m: float(m.mean()), reps=2000) == (45.0, 45.0, 45.0)
+    assert stats.difference_ci(anti, y, lambda m: float(m.mean()), unit=stats.TASKS, reps=4000) == (45.0, -5.0, 95.0)
 
 
 def test_probability_of_improvement_ci_run_level():
-    # the case in miniature: task scores of a run move together, so rows must stay whole
-    x, y = [[0.0, 0.0], [100.0, 100.0]], [[50.0, 50.0]]
-    # resamples of x: both runs 0 (P = 0), both 100 (P = 1), one each (P = 0.5) w.p. 1/4, 1/4, 1/2
-    assert stats.probability_of_improvement_ci(x, y, reps=4000, seed=0) == (0.5, 0.0, 1.0)
+    # rows kept whole: each run of x beats y on one task and loses on the other, so every resample
+    # gives P = 1/2 per run pair: a degenerate interval at 0.5
+    x, y = [[0.0, 100.0], [100.0, 0.0]], [[50.0, 50.0]]
+    assert stats.probability_of_improvement_ci(x, y, reps=2000, seed=0) == (0.5, 0.5, 0.5)
+    # per task, a resample can draw the 100s of both tasks (P = 1) or the 0s of both (P = 0), each w.p. 1/16
+    assert stats.probability_of_improvement_ci(x, y, unit=stats.TASKS, reps=4000, seed=0) == (0.5, 0.0, 1.0)
     with pytest.raises(ValueError, match="bootstrap unit 'seeds'"):
         stats.probability_of_improvement_ci(x, y, unit="seeds")
 
