@@ -15,7 +15,7 @@ scores only: no curves, no diagnostics). Writes to ``DIR``:
 | ``aggregates.csv`` | head: mean capped score and IQM with 95% bootstrap intervals, n |
 | ``pairs.csv`` | head pairs: mean capped A - B and P(A > B) with 95% intervals, permutation p, Holm p, verdict |
 | ``probability_of_improvement.csv`` | the P(A > B) columns of ``pairs.csv`` (kept for old readers) |
-| ``diagnostics.csv`` | MI runs: last report's mean off-diagonal context cosines (all steps, before / after the first reward) and probe accuracy |
+| ``diagnostics.csv`` | per MI run, last report: mean off-diagonal context cosine (all steps, before / after the first reward), probe accuracy |
 | ``report.json`` | all of the above in one object |
 
 Statistics (``analysis.stats``). The unit is the run: every run trains all the tasks, so its K
@@ -282,7 +282,8 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
     lines += ["", "## Aggregates", "", f"95% intervals: {tables['bootstrap']}.", "",
               "| head | n | mean capped score | IQM |", "|---|---:|---:|---:|"]
     for a in tables["aggregates"]:
-        lines.append(f"| {a['head']} | {a['n']} | {_interval(a['mean_capped'], a['mean_capped_low'], a['mean_capped_high'])}"
+        capped = _interval(a["mean_capped"], a["mean_capped_low"], a["mean_capped_high"])
+        lines.append(f"| {a['head']} | {a['n']} | {capped}"
                      f" | {_interval(a['iqm'], a['iqm_low'], a['iqm_high'])} |")
     lines += ["", "## Every pair of heads", "",
               "Effect sizes: difference of mean capped scores A - B and the probability of improvement "

@@ -178,6 +178,8 @@ def load_score_table(path: str) -> list[RunData]:
     """Runs rebuilt from a report's ``run_scores.csv`` (one row per run x task): final scores, returns,
     source, frames and, from its ``budget`` column or the grid's ``grid.json``, the frame budget and
     score window; no curves or diagnostics (the table does not hold them)."""
+    if not os.path.isfile(path):
+        raise ReportError(f"{path}: no such file; pass a report's run_scores.csv or run directories")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in SCORE_TABLE_COLUMNS if c not in (reader.fieldnames or [])]

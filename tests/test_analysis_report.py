@@ -152,6 +152,8 @@ def test_statistics_recomputed_from_run_scores_csv(grid, tmp_path):
         f.write("head,seed\nshared,0\n")
     with pytest.raises(ReportError, match="no column run, task, score"):
         load_runs([str(old / "bad.csv")])
+    with pytest.raises(ReportError, match="no such file"):
+        load_runs([str(old / "missing.csv")])
 
 
 def test_bootstrap_band_and_reference_lines():
