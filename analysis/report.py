@@ -241,11 +241,11 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
     tasks, boot = tables["tasks"], tables["boot"]
     runs = [r for group in groups.values() for r in group]
     lines = [f"# Head comparison: {tables['suite']} suite ({', '.join(tasks)})", ""]
-    lines.append("| head | n (runs) | seeds | frames (mean) | scores from |")
-    lines.append("|---|---:|---|---:|---|")
+    lines.append("| head | seeds | n (runs) | frames (mean) | scores from |")
+    lines.append("|---|---|---:|---:|---|")
     for head, group in groups.items():
         sources = sorted({r.source for r in group})
-        lines.append(f"| {head} | {len(group)} | {', '.join(str(r.seed) for r in group)} | "
+        lines.append(f"| {head} | {', '.join(str(r.seed) for r in group)} | {len(group)} | "
                      f"{np.mean([r.frames for r in group]):,.0f} | {', '.join(sources)} |")
     lines += ["", f"Budget (env frames per run): {_budget_text(tables, runs)}. Scores are normalised "
               "(`100 (return - random) / (solved - random)`: 0 = random, 100 = solved). "
