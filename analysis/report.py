@@ -300,9 +300,10 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
                      f"{_p(p['permutation_p'])} ({kind}, {p['permutation_splits']:,} splits) | {_p(p['holm_p'])} | "
                      f"{verdict_text} |")
     if tables["pairs"]:
-        smallest = min(2 / math.comb(p["n_a"] + p["n_b"], p["n_a"]) for p in tables["pairs"])
+        smallest = min((2 if p["n_a"] == p["n_b"] else 1) / math.comb(p["n_a"] + p["n_b"], p["n_a"])
+                       for p in tables["pairs"])
         lines += ["", f"With these n the smallest possible exact two-sided p is {_p(smallest)} "
-                  "(only the observed split and its mirror as extreme)."]
+                  "(no split but the observed one, and its mirror when n_A = n_B, as extreme)."]
     if tables["diagnostics"]:
         lines += ["", "## MI head diagnostics per run (last report)", "",
                   "Mean off-diagonal cosine similarity of the tasks' mean contexts over all steps of the "
