@@ -353,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--retries", type=int, default=1, help="restarts (resuming) of a run that fails (default 1)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run (as for train)")
     p = sub.add_parser("report", help="learning curves, tables and statistics from finished or running runs")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training logdirs (grouped by their head)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="training logdirs (grouped by their head), or an earlier report's run_scores.csv "
+                        "(statistics only)")
     p.add_argument("--out", required=True, help="report directory (summary.md, PNGs, CSVs)")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     args, extra = parser.parse_known_args(argv)

@@ -3,26 +3,40 @@ statistical precipice"), in numpy.
 
 Scores come as a matrix ``scores`` of shape ``[R, K]``: R runs (seeds) of one head, K tasks,
 each entry a normalised score (percent). Every function is pure; random draws come from an
-explicit ``numpy.random.Generator``.
+explicit ``numpy.random.Generator`` seeded by the caller.
+
+**The unit is the independent run.** When one run trains all K tasks (every ``launch.py train``
+run does), its K scores share one network and one seed and are correlated, so the R rows are the
+independent units: ``run_bootstrap`` resamples whole rows. rliable's ``stratified_bootstrap``
+resamples each task's column independently, which is right only when every (run, task) entry
+is a separate run; on a multitask run it understates (or overstates) the spread.
 
 * ``iqm``: interquartile mean over all R*K scores (drop ``floor(0.25 n)`` from each end, mean the
   rest: ``scipy.stats.trim_mean(x, 0.25)``, as rliable).
 * ``mean_capped``: mean over runs and tasks of ``min(score, 100)`` (DMLab-30's mean capped score).
-* ``stratified_bootstrap``: percentile CI of a statistic; each resample draws R runs with
-  replacement *independently per task* (the strata), as rliable's ``StratifiedBootstrap``.
+* ``run_bootstrap`` / ``stratified_bootstrap`` (``bootstrap(..., unit=RUNS | TASKS)``):
+  percentile CI of a statistic; ``difference_ci``: CI of ``statistic(x) - statistic(y)``, the two
+  heads' runs resampled independently.
 * ``probability_of_improvement``: ``P(X > Y) = 1/K sum_k 1/(R_x R_y) sum_ij S(x_ik, y_jk)``,
-  ``S = 1 / 0.5 / 0`` for ``> / = / <`` (the Mann-Whitney U statistic per task, averaged).
+  ``S = 1 / 0.5 / 0`` for ``> / = / <`` (the Mann-Whitney U statistic per task, averaged), and its
+  bootstrap interval ``probability_of_improvement_ci``.
+* ``permutation_test``: two-sided permutation test of a difference of means of per-run values
+  (exact enumeration of the splits when there are few enough, else seeded Monte Carlo).
+* ``holm``: Holm's step-down adjustment of a family of p-values.
+* ``degenerate``: an interval with ``low == high`` (every resample gave the same value): not a
+  measurement of certainty, and reports must say so.
 * ``t_interval`` / ``welch_interval``: Student-t intervals of a mean / a difference of means
   (``evaluation.stats.t_quantile``).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from evaluation.stats import t_quantile   # one t distribution for the project (incomplete beta, bisection)
+from evaluation.stats import t_interval as evaluation_t_interval, t_quantile   # one t distribution for the project
 
 
 class Interval(NamedTuple):
@@ -52,6 +66,18 @@ def mean_capped(scores: np.ndarray, cap: float = 100.0) -> float:
     return float(np.minimum(np.asarray(scores, dtype=np.float64), cap).mean())
 
 
+RUNS = "runs"     # resample whole runs (rows): the unit when one run trains every task
+TASKS = "tasks"   # resample each task's runs independently (rliable's stratified form): tasks are separate runs
+UNITS = (RUNS, TASKS)
+UNIT_NAMES = {RUNS: "run-level bootstrap (whole runs resampled: each run trained every task)",
+              TASKS: "stratified bootstrap (each task's runs resampled independently: tasks are separate runs)"}
+
+
+def run_resample(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One run-level resample ``[R, K]``: R rows drawn with replacement, each row kept whole."""
+    return scores[rng.integers(0, scores.shape[0], size=scores.shape[0])]
+
+
 def stratified_resample(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One stratified bootstrap resample ``[R, K]``: column k's runs drawn with replacement from column k."""
     runs, tasks = scores.shape
@@ -59,15 +85,55 @@ def stratified_resample(scores: np.ndarray, rng: np.random.Generator) -> np.ndar
     return scores[rows, np.arange(tasks)[None, :]]
 
 
+def _resampler(unit: str) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    if unit not in UNITS:
+        raise ValueError(f"bootstrap unit {unit!r} is not one of {UNITS}: use {RUNS!r} when one run trains "
+                         f"every task, {TASKS!r} when each task is a separate run")
+    return run_resample if unit == RUNS else stratified_resample
+
+
+def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float], *, unit: str = RUNS,
+              reps: int = 2000, seed: int = 0, confidence: float = 0.95) -> Interval:
+    """Percentile interval of ``statistic`` over ``reps`` bootstrap resamples of ``scores [R, K]``,
+    resampling whole runs (``unit=RUNS``) or each task's runs apart (``unit=TASKS``)."""
+    x, resample = _matrix(scores), _resampler(unit)
+    rng = np.random.default_rng(seed)
+    stats = np.array([statistic(resample(x, rng)) for _ in range(reps)])
+    return Interval(float(statistic(x)), *_percentile(stats, confidence))
+
+
+def run_bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float], *, reps: int = 2000,
+                  seed: int = 0, confidence: float = 0.95) -> Interval:
+    """``bootstrap(unit=RUNS)``: percentile interval, whole runs (rows of ``scores [R, K]``) resampled."""
+    return bootstrap(scores, statistic, unit=RUNS, reps=reps, seed=seed, confidence=confidence)
+
+
 def stratified_bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float], *, reps: int = 2000,
                          seed: int = 0, confidence: float = 0.95) -> Interval:
-    """Percentile interval of ``statistic`` over ``reps`` stratified bootstrap resamples of ``scores [R, K]``."""
-    x = _matrix(scores)
+    """``bootstrap(unit=TASKS)``: rliable's stratified form, for tasks trained as separate runs."""
+    return bootstrap(scores, statistic, unit=TASKS, reps=reps, seed=seed, confidence=confidence)
+
+
+def difference_ci(x: np.ndarray, y: np.ndarray, statistic: Callable[[np.ndarray], float], *, unit: str = RUNS,
+                  reps: int = 2000, seed: int = 0, confidence: float = 0.95) -> Interval:
+    """``statistic(x) - statistic(y)`` for ``x [R_x, K]``, ``y [R_y, K]`` with a percentile interval;
+    x's and y's runs are resampled independently (they are different runs)."""
+    x, y, resample = _matrix(x, "x"), _matrix(y, "y"), _resampler(unit)
     rng = np.random.default_rng(seed)
-    stats = np.array([statistic(stratified_resample(x, rng)) for _ in range(reps)])
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return Interval(float(statistic(x)), float(low), float(high))
+    stats = np.array([statistic(resample(x, rng)) - statistic(resample(y, rng)) for _ in range(reps)])
+    return Interval(float(statistic(x) - statistic(y)), *_percentile(stats, confidence))
+
+
+def degenerate(interval: Interval | Sequence[float]) -> bool:
+    """True when the interval has no width (``low == high``): every resample gave the same value,
+    e.g. P(A > B) = 0 when no run of A beats any run of B. With R runs that is not certainty."""
+    return float(interval[1]) == float(interval[2])
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -80,29 +146,87 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     return float(s.mean(axis=(0, 1)).mean())
 
 
-def probability_of_improvement_ci(x: np.ndarray, y: np.ndarray, *, reps: int = 2000, seed: int = 0,
-                                  confidence: float = 0.95) -> Interval:
-    """``P(X > Y)`` with a percentile interval: x's and y's runs resampled independently, per task."""
-    x, y = _matrix(x, "x"), _matrix(y, "y")
+def probability_of_improvement_ci(x: np.ndarray, y: np.ndarray, *, unit: str = RUNS, reps: int = 2000,
+                                  seed: int = 0, confidence: float = 0.95) -> Interval:
+    """``P(X > Y)`` with a percentile interval: x's and y's runs resampled independently, whole runs
+    (``unit=RUNS``) or per task (``unit=TASKS``)."""
+    x, y, resample = _matrix(x, "x"), _matrix(y, "y"), _resampler(unit)
     rng = np.random.default_rng(seed)
-    stats = np.array([probability_of_improvement(stratified_resample(x, rng), stratified_resample(y, rng))
-                      for _ in range(reps)])
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return Interval(probability_of_improvement(x, y), float(low), float(high))
+    stats = np.array([probability_of_improvement(resample(x, rng), resample(y, rng)) for _ in range(reps)])
+    return Interval(probability_of_improvement(x, y), *_percentile(stats, confidence))
+
+
+# ------------------------------------------------------------------ tests of a difference
+class Permutation(NamedTuple):
+    difference: float   # mean(a) - mean(b), the observed statistic T
+    p: float            # two-sided: #{splits with |T*| >= |T|} / #splits, the observed split counted
+    splits: int         # number of splits evaluated (all of them when exact, else Monte Carlo draws + 1)
+    exact: bool         # True: every one of C(n_a + n_b, n_a) splits enumerated
+
+
+def permutation_test(a: Sequence[float], b: Sequence[float], *, max_exact: int = 200_000,
+                     draws: int = 100_000, seed: int = 0) -> Permutation:
+    """Two-sided permutation test of ``T = mean(a) - mean(b)`` for per-run values ``a [n_a]``, ``b [n_b]``.
+
+    Under the null the labels are exchangeable: every split of the pooled ``n_a + n_b`` values into
+    groups of ``n_a`` and ``n_b`` is equally likely. Exact when ``C(n_a + n_b, n_a) <= max_exact``
+    (every split enumerated, the observed one included), else ``draws`` seeded random splits plus
+    the observed one: ``p = (1 + #{|T*| >= |T|}) / (draws + 1)``. Ties within 1e-9 (relative)
+    count as ``>=`` so that float rounding cannot lower p. E.g. [1, 2, 3] vs [4, 5, 6]: only the
+    observed split and its mirror reach |T| = 3 among C(6, 3) = 20: p = 0.1.
+    """
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.size < 1 or b.size < 1:
+        raise ValueError(f"permutation_test needs >= 1 value per group, got {a.size} and {b.size}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError(f"permutation_test got a non-finite value: a={a}, b={b}")
+    pooled, n_a = np.concatenate([a, b]), a.size
+    total = pooled.sum()
+    observed = a.mean() - b.mean()
+    tol = 1e-9 * max(1.0, float(np.abs(pooled).max()))
+    count = math.comb(pooled.size, n_a)
+    if count <= max_exact:
+        groups = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(pooled.size), n_a)),
+                             dtype=np.int64, count=count * n_a).reshape(count, n_a)
+        exact = True
+    else:
+        rng = np.random.default_rng(seed)
+        groups = np.argsort(rng.random((draws, pooled.size)), axis=1)[:, :n_a]
+        exact = False
+    sum_a = pooled[groups].sum(axis=1)
+    t = sum_a / n_a - (total - sum_a) / b.size
+    extreme = int(np.count_nonzero(np.abs(t) >= abs(observed) - tol))
+    if exact:
+        return Permutation(float(observed), extreme / count, count, True)
+    return Permutation(float(observed), (1 + extreme) / (draws + 1), draws + 1, False)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order.
+
+    Sort ascending ``p_(1) <= ... <= p_(m)``; ``adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))``
+    (monotone in i). Rejecting where ``adj <= alpha`` controls the family-wise error at alpha.
+    E.g. (0.01, 0.04, 0.03) -> (0.03, 0.06, 0.06).
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"holm needs p-values in [0, 1], got {list(pvalues)}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(stepped)
+    return [float(v) for v in adjusted]
 
 
 # ------------------------------------------------------------------ Student-t intervals
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean and ``mean ± t_{(1+c)/2, n-1} s / sqrt(n)`` (s: sample std, n - 1); n = 1: the point."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
+    """Mean and ``mean ± t_{(1+c)/2, n-1} s / sqrt(n)`` (s: sample std, n - 1); n = 1: the point
+    (``evaluation.stats.t_interval`` without its std)."""
+    if len(values) == 0:
         raise ValueError("t_interval of no values")
-    mean = float(v.mean())
-    if v.size == 1:
-        return Interval(mean, mean, mean)
-    half = t_quantile((1 + confidence) / 2, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return Interval(mean, mean - half, mean + half)
+    iv = evaluation_t_interval([float(v) for v in values], confidence)
+    return Interval(iv.mean, iv.low, iv.high)
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:

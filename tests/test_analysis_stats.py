@@ -89,3 +89,135 @@ def test_bad_matrices_are_refused():
         stats.probability_of_improvement([[float("nan")]], [[1.0]])
     with pytest.raises(ValueError, match="tasks"):
         stats.probability_of_improvement([[1.0, 2.0]], [[1.0]])
+
+
+# ------------------------------------------------------------------ the run as the unit
+def test_run_resample_keeps_rows_whole():
+    rng = np.random.default_rng(0)
+    scores = np.array([[0.0, 10.0, 100.0], [1.0, 11.0, 101.0], [2.0, 12.0, 102.0]])
+    for _ in range(200):
+        r = stats.run_resample(scores, rng)
+        assert r.shape == (3, 3)
+        for row in r:                                   # every resampled row is one of the runs, intact
+            assert any(np.array_equal(row, s) for s in scores)
+
+
+def test_run_level_and_stratified_disagree_on_anticorrelated_tasks():
+    # Two runs, two tasks, perfectly anti-correlated within a run: every run's mean is 50.
+    scores = [[0.0, 100.0], [100.0, 0.0]]
+    mean = lambda m: float(m.mean())   # noqa: E731
+    # run level: a resample is 2 rows drawn from 2 identical-mean rows -> the mean is 50, always
+    assert stats.run_bootstrap(scores, mean, reps=2000, seed=0) == (50.0, 50.0, 50.0)
+    assert stats.degenerate(stats.run_bootstrap(scores, mean, reps=200, seed=0))
+    # stratified: each column's mean is 0 / 50 / 100 with probability 1/4, 1/2, 1/4, independently, so
+    # the overall mean (c1 + c2) / 2 is 0, 25, 50, 75, 100 with probability 1/16, 4/16, 6/16, 4/16, 1/16:
+    # the 2.5% and 97.5% quantiles are 0 and 100 (P(0) = P(100) = 6.25% > 2.5%)
+    assert stats.stratified_bootstrap(scores, mean, reps=4000, seed=0) == (50.0, 0.0, 100.0)
+    rng = np.random.default_rng(1)
+    draws = np.array([stats.stratified_resample(np.array(scores), rng).mean() for _ in range(16000)])
+    freq = [np.mean(draws == v) for v in (0, 25, 50, 75, 100)]
+    np.testing.assert_allclose(freq, np.array([1, 4, 6, 4, 1]) / 16, atol=0.012)
+
+
+def test_run_bootstrap_known_intervals():
+    # two runs of one task: a resample's mean is 0 / 50 / 100 w.p. 1/4, 1/2, 1/4 -> [0, 100]
+    assert stats.run_bootstrap([[0.0, 0.0], [100.0, 100.0]], stats.mean_capped, reps=4000, seed=2) == (50.0, 0.0, 100.0)
+    # many runs: the percentile interval of the mean ~ mean +- 1.96 sd(run means) / sqrt(R); the sd is
+    # that of the *run means* (tasks within a run are perfectly correlated here), not of all entries
+    rng = np.random.default_rng(5)
+    run_means = rng.normal(40.0, 10.0, size=200)
+    scores = np.stack([run_means - 30.0, run_means + 30.0], axis=1)   # a within-run task gap of 60
+    iv = stats.run_bootstrap(scores, lambda m: float(m.mean()), reps=4000, seed=3)
+    half = 1.96 * run_means.std(ddof=1) / math.sqrt(200)
+    assert iv.value == pytest.approx(run_means.mean())
+    assert (iv.low, iv.high) == pytest.approx((iv.value - half, iv.value + half), abs=0.12 * half)
+
+
+def test_difference_ci_resamples_the_two_heads_apart():
+    x, y = np.array([[10.0, 20.0], [30.0, 40.0]]), np.array([[5.0, 5.0]])
+    iv = stats.difference_ci(x, y, lambda m: float(m.mean()), reps=4000, seed=0)
+    # y has one run (mean 5); x's resampled mean is 15 / 25 / 35 w.p. 1/4, 1/2, 1/4
+    assert iv == (20.0, 10.0, 30.0)
+    # anti-correlated tasks: every run of x has mean 50, so whole-run resampling cannot move the
+    # difference (45); resampling per task can (x's mean 0 .. 100, each end w.p. 1/16)
+    anti = np.array([[0.0, 100.0], [100.0, 0.0]])
+    assert stats.difference_ci(anti, y, lambda m: float(m.mean()), reps=2000) == (45.0, 45.0, 45.0)
+    assert stats.difference_ci(anti, y, lambda m: float(m.mean()), unit=stats.TASKS, reps=4000) == (45.0, -5.0, 95.0)
+
+
+def test_probability_of_improvement_ci_run_level():
+    # rows kept whole: each run of x beats y on one task and loses on the other, so every resample
+    # gives P = 1/2 per run pair: a degenerate interval at 0.5
+    x, y = [[0.0, 100.0], [100.0, 0.0]], [[50.0, 50.0]]
+    assert stats.probability_of_improvement_ci(x, y, reps=2000, seed=0) == (0.5, 0.5, 0.5)
+    # per task, a resample can draw the 100s of both tasks (P = 1) or the 0s of both (P = 0), each w.p. 1/16
+    assert stats.probability_of_improvement_ci(x, y, unit=stats.TASKS, reps=4000, seed=0) == (0.5, 0.0, 1.0)
+    with pytest.raises(ValueError, match="bootstrap unit 'seeds'"):
+        stats.probability_of_improvement_ci(x, y, unit="seeds")
+
+
+# ------------------------------------------------------------------ permutation test and Holm
+def naive_permutation_p(a, b):
+    """The definition, spelled out: all ways to relabel the pooled values, |T*| >= |T| counted."""
+    import itertools
+
+    pooled = list(a) + list(b)
+    observed = abs(sum(a) / len(a) - sum(b) / len(b))
+    hits = total = 0
+    for idx in itertools.combinations(range(len(pooled)), len(a)):
+        ga = [pooled[i] for i in idx]
+        gb = [pooled[i] for i in range(len(pooled)) if i not in idx]
+        hits += abs(sum(ga) / len(ga) - sum(gb) / len(gb)) >= observed - 1e-9
+        total += 1
+    return hits / total
+
+
+def test_permutation_p_by_hand():
+    # C(6, 3) = 20 splits; |T| = 3 only for {1,2,3} | {4,5,6} and its mirror: p = 2 / 20
+    t = stats.permutation_test([1, 2, 3], [4, 5, 6])
+    assert (t.difference, t.p, t.splits, t.exact) == (-3.0, 0.1, 20, True)
+    # [0, 0] vs [1, 2]: C(4, 2) = 6 splits, T = -1.5; |T*| for the 6 splits: 1.5, 1.0, 0.5, 0.5, 1.0, 1.5
+    assert stats.permutation_test([0, 0], [1, 2]).p == pytest.approx(2 / 6)
+    # identical groups: every split is as extreme as T = 0
+    assert stats.permutation_test([5, 5], [5, 5]).p == 1.0
+    # ties by float rounding (0.1 + 0.2 vs 0.3) still count as extreme: p is not lowered by rounding
+    assert stats.permutation_test([0.1 + 0.2, 0.0], [0.3, 0.0]).p == 1.0
+
+
+def test_permutation_matches_the_naive_loop_and_monte_carlo_agrees():
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(0, 1, 5), rng.normal(0.8, 1, 6)
+    exact = stats.permutation_test(a, b)
+    assert exact.exact and exact.splits == math.comb(11, 5)
+    assert exact.p == pytest.approx(naive_permutation_p(a, b), abs=1e-12)
+    mc = stats.permutation_test(a, b, max_exact=10, draws=20000, seed=3)
+    assert not mc.exact and mc.splits == 20001
+    assert mc.p == pytest.approx(exact.p, abs=0.02)        # ~4 standard errors of a 20,000-draw estimate
+    assert mc == stats.permutation_test(a, b, max_exact=10, draws=20000, seed=3)     # seeded
+    # Monte Carlo counts the observed split: never 0, at least 1 / (draws + 1)
+    far = stats.permutation_test(np.arange(30.0), np.arange(30.0) + 1000, max_exact=10, draws=999, seed=0)
+    assert far.p == pytest.approx(1 / 1000)
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, 2 x 0.03, max(1 x 0.04, 0.06): back in input order
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.001, 0.02, 0.04]) == pytest.approx([0.5, 0.004, 0.06, 0.08])
+    assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])          # capped at 1, monotone
+    assert stats.holm([]) == []
+    with pytest.raises(ValueError, match="p-values in"):
+        stats.holm([0.5, 1.5])
+
+
+def test_holm_is_monotone_in_the_raw_order():
+    p = np.random.default_rng(0).uniform(0, 0.2, size=12)
+    adjusted = np.array(stats.holm(p))
+    order = np.argsort(p)
+    assert np.all(np.diff(adjusted[order]) >= 0) and np.all(adjusted >= p)
+
+
+def test_degenerate_flags_zero_width_intervals():
+    assert stats.degenerate(stats.Interval(0.0, 0.0, 0.0))
+    assert not stats.degenerate(stats.Interval(0.5, 0.2, 0.9))
+    better, worse = np.array([[10.0], [11.0]]), np.array([[0.0], [1.0]])
+    assert stats.degenerate(stats.probability_of_improvement_ci(better, worse, reps=200))
