@@ -310,12 +310,12 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
         reporter.event("start", device=str(device), mode=cfg.run.mode, suite=cfg.env.suite,
                        head=cfg.agent.head, total_frames=cfg.run.total_frames,
                        parameters=sum(p.numel() for p in agent.parameters()))
-        return loop.run(on_step=on_step)
+        reason = loop.run(on_step=on_step)
     except BaseException:
         _close_all(source, reporter, cfg if started_ray else None, failing=True)
         raise
-    else:
-        _close_all(source, reporter, cfg if started_ray else None, failing=False)
+    _close_all(source, reporter, cfg if started_ray else None, failing=False)
+    return reason
 
 
 def _close_all(source: Any, reporter: Any, ray_cfg: Any, failing: bool) -> None:
