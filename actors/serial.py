@@ -4,7 +4,9 @@ Every ``get()`` runs one unroll of the next actor (round robin) with the newest 
 so a serial run is fully deterministic, and ``state_dict()`` captures the envs and RNGs:
 stopping and resuming gives exactly the updates of an uninterrupted run.
 
-Exactness needs envs that can be pickled. Otherwise (real DeepMind Lab), and when the saved
+Exactness needs envs that can be pickled, and env states sealed by this user's key
+(``actors/env_state.py``: another user's are never unpickled, unless ``trust``). Otherwise
+(real DeepMind Lab, a run dir from someone else), and when the saved
 actors do not match the configured ones (another ``num_actors`` or ``envs_per_actor``), or
 after an unroll failed half-way, a resume starts new episodes, as Ray mode does; each case is
 reported through ``on_event`` (once per checkpointing actor that cannot be copied, and at resume).

@@ -188,3 +188,16 @@ def test_env_states_of_another_user_restore_only_with_trust(good_run, tmp_path, 
     for k, v in a["learner"]["model"].items():
         assert torch.equal(b["learner"]["model"][k], v), k
     assert (tmp_path / "other_user" / "impala-mu" / "checkpoint.key").stat().st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------------- one-line errors
+def test_every_checkpoint_corrupt_is_one_line_and_nothing_is_touched(good_run, tmp_path, capsys):
+    logdir = copy_run(good_run, tmp_path)
+    for path in Checkpointer(logdir / "checkpoints").paths():
+        path.write_bytes(b"truncated")
+    before = sorted(p.name for p in (logdir / "checkpoints").iterdir())
+    rc, err = main_line(["train", *SERIAL, f"logdir={logdir}", "total_frames=480"], capsys)
+    assert rc == 2 and "\n" not in err and "every checkpoint in" in err and "is corrupt" in err, err
+    rc, err = main_line(["evaluate", str(logdir), "mode=serial"], capsys)
+    assert rc == 2 and "\n" not in err and "every checkpoint in" in err, err
+    assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == before
