@@ -117,7 +117,17 @@ def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None,
 def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> Any:
     from configs.schema import build_config, config_from_dict, incompatible_changes, parse_override  # noqa
 
-    saved = config_from_dict(state["config"])
+    from learner.provenance import unknown_config_keys  # noqa: PLC0415
+
+    unknown = unknown_config_keys(state["config"])
+    if unknown:
+        raise EvaluationError(f"checkpoint {path}: its config has keys this code does not know ({', '.join(unknown)}): "
+                              f"written by newer code; update this code")
+    try:
+        saved = config_from_dict(state["config"])
+    except ValueError as e:       # a value this code refuses: one line, not a traceback
+        raise EvaluationError(f"checkpoint {path}: its config is not valid for this code "
+                              f"({' '.join(str(e).split())}); evaluate it with the code that wrote it") from None
     flat = {f"{s}.{k}": v for s, body in saved.to_dict().items() for k, v in body.items() if k != "options"}
     flat.update({f"env.options.{k}": v for k, v in saved.env.options.items()})
     try:

@@ -169,3 +169,10 @@ def test_the_same_budget_logs_no_schedule_change(two_updates, tmp_path):
 def test_lr_schedule_resume_is_validated():
     with pytest.raises(ValueError, match="lr_schedule_resume.*continue"):
         load_config(None, ["learner.lr_schedule_resume=keep"])
+
+
+def test_evaluate_names_unknown_config_keys_in_one_line(two_updates, tmp_path, capsys):
+    logdir = copy_with(two_updates, tmp_path, _edit_unknown_key)
+    rc = launch.main(["evaluate", str(logdir), "mode=serial"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "(learner.new_knob, run.another)" in err, err
