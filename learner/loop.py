@@ -35,9 +35,8 @@ import numpy as np
 import torch
 
 from agent.diagnostics import batch_diagnostics
-from learner.batching import Batcher, DeviceCopier
 from agent.types import EpisodeStat, Unroll
-from learner.batching import ARRAY_FIELDS
+from learner.batching import ARRAY_FIELDS, Batcher, DeviceCopier
 from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
@@ -175,8 +174,9 @@ def _plain_or_trusted(value: Any, name: str, trust: bool, load: bool = True) -> 
     if not isinstance(value, (bytes, bytearray)):
         return value
     if not trust:
-        raise UntrustedCheckpoint(f"the checkpoint's {name!r} entry is pickled (checkpoint format 2), which can run code; if "
-                                  f"you wrote this run yourself, resume with {TRUST_FLAG}, else use another logdir")
+        raise UntrustedCheckpoint(f"the checkpoint's {name!r} entry is pickled (checkpoint format 2), which can run "
+                                  f"code; if you wrote this run yourself, resume with {TRUST_FLAG}, else use another "
+                                  f"logdir")
     import pickle  # noqa: PLC0415 - only for a checkpoint the user vouched for
     return pickle.loads(value) if load else value
 
