@@ -168,6 +168,9 @@ def test_a_poisoned_env_state_is_not_unpickled(good_run, tmp_path):
     for actor in state["source"]["actors"]:
         actor["episodes"] = pickle.dumps(Payload(marker))     # its mac no longer matches
     resave(logdir, state)
+    assert prepare(logdir, episodes=1, overrides=["mode=serial"]).updates == 2     # reading never touches it
+    assert checkpoint_frames(str(logdir)) == state["frames"]
+    Agent.from_checkpoint(logdir)
     assert train(logdir, frames=480, stop_after=3) == "test-stop"
     [note] = [e for e in read_jsonl(logdir / "events.jsonl") if e["event"] == "resume_not_exact"]
     assert "not signed with this user's key" in note["reason"] and "new episodes" in note["consequence"]
