@@ -15,7 +15,8 @@ final names (``os.replace`` is atomic). A fresh name gets its sidecar first, the
 payload. Re-saving under an existing name (a periodic then a final save at the same update)
 first installs a sidecar listing both the old and the new hash, then the payload, then the
 new hash alone: a kill between any two file operations leaves the old pair or the new pair
-verifiable. A crash or a full disk never leaves a half-written file under a checkpoint's name.
+verifiable (a sidecar killed in that state lists both hashes: ``sha256sum -c`` then reports one of
+its two lines as FAILED, and the loader accepts the file if it matches either). A crash or a full disk never leaves a half-written file under a checkpoint's name.
 
 Retention keeps the newest ``keep`` *verifiable* checkpoints: a corrupt one (hash mismatch,
 no sidecar) is renamed aside to ``<name>.corrupt`` with its sidecar and never counted, and
