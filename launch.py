@@ -1,7 +1,8 @@
 """impala-mu's entry point.
 
-    python launch.py train [--config configs/NAME.yaml] [key=value ...]
-    python launch.py evaluate LOGDIR [--checkpoint PATH] [--episodes N] [--greedy] [--video K] [key=value ...]
+    python launch.py train [--config configs/NAME.yaml] [--trust-checkpoint] [key=value ...]
+    python launch.py evaluate LOGDIR [--checkpoint PATH] [--episodes N] [--greedy] [--video K]
+                              [--trust-checkpoint] [key=value ...]
     python launch.py compare --heads shared,multihead,taskid_mi,learnt_mi --seeds N --out DIR [key=value ...]
     python launch.py report RUN_DIR... --out DIR
     python launch.py print-config [--config configs/NAME.yaml] [key=value ...]
@@ -11,7 +12,9 @@ Trains on the embedded suite by default (``configs/embedded.yaml``). Running the
 command again with the same ``logdir`` resumes from its newest checkpoint; a larger
 ``total_frames`` extends the run; ``resume=never`` moves the old run aside and starts afresh.
 SIGTERM / SIGINT write a checkpoint and exit (status 143 / 130), so a preempted job resumes
-where it stopped; an error writes a final checkpoint and exits with status 1.
+where it stopped; an error writes a final checkpoint and exits with status 1. Checkpoints are
+read with ``torch.load(weights_only=True)``; ``--trust-checkpoint`` also opens what needs unpickling
+(older formats, another user's serial env states: docs/TESTING.md, "Threat model").
 """
 from __future__ import annotations
 
@@ -32,6 +35,11 @@ EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}
 
 class ConfigError(ValueError):
     pass
+
+
+TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
+              "resume state, env states another user sealed): this can run code from the file, so only for "
+              "files you wrote yourself (docs/TESTING.md, threat model)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,7 +91,11 @@ def check_resume(cfg: Any, saved: dict[str, Any], suite: Any = None) -> list[str
     from configs.schema import config_from_dict, incompatible_changes
     from envs.suites import get_suite
 
-    saved_cfg = config_from_dict(saved)
+    try:
+        saved_cfg = config_from_dict(saved)
+    except ValueError as e:      # a value this code's schema refuses (written by other code)
+        raise ConfigError(f"cannot resume from {cfg.run.logdir}: its checkpoint's config is not valid for this "
+                          f"code ({' '.join(str(e).split())}); use the code that wrote it, or resume=never") from None
     bad, other = incompatible_changes(saved_cfg, cfg)
     if "env.options.action_repeat" in bad and suite is not None and "env.suite" not in bad:
         # given on one side only: what counts is the action repeat the suites end up with
@@ -206,14 +218,17 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
-          on_step=None, install_signal_handlers: bool = True) -> str:
+          on_step=None, install_signal_handlers: bool = True, trust_checkpoint: bool = False) -> str:
     """Runs (or resumes) training as configured. Returns "done" or the stop reason; raises
-    ``ConfigError`` before any work for a config it cannot run, ``TrainingError`` (one-line message,
-    after a final checkpoint where possible) when training fails."""
+    ``ConfigError`` before any work for a config it cannot run (a checkpoint that cannot be
+    used included), ``TrainingError`` (one-line message, after a final checkpoint where possible)
+    when training fails. ``trust_checkpoint`` (``--trust-checkpoint``): the resume may unpickle
+    what older checkpoints pickled (learner/checkpoint.py, docs/TESTING.md's threat model)."""
     from agent import Agent
     from configs.schema import save_yaml
-    from learner.checkpoint import Checkpointer
-    from learner.loop import TrainingError, TrainLoop, describe_error, report_error
+    from learner.checkpoint import CheckpointError, Checkpointer
+    from learner.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
+    from learner.provenance import code_version, defaults_used, resume_problems, run_identity
     from learner.report import Reporter
     from learner.step import Learner
 
@@ -225,10 +240,21 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     logdir = cfg.run.logdir
     checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
     fresh = cfg.run.resume == "never"
-    loaded = None if fresh else checkpointer.load_latest()   # before anything is written: refuse early
+    try:                                                      # before anything is written: refuse early
+        loaded = None if fresh else checkpointer.load_latest(trust=trust_checkpoint)
+        if loaded:
+            check_trusted(loaded[0], trust_checkpoint)
+    except CheckpointError as e:
+        raise ConfigError(f"cannot resume from {logdir}: {e}") from None
     if cfg.run.resume == "must" and not loaded:
         raise ConfigError(f"run.resume=must but {logdir} holds no checkpoint to resume; check logdir, "
                           "or use resume=auto to start a new run there")
+    identity = run_identity(suite)
+    if loaded:
+        problems = resume_problems(loaded[0], identity)
+        if problems:
+            raise ConfigError(f"cannot resume from {loaded[1]}: {'; '.join(problems)}. Use another logdir, or "
+                              f"resume=never (moves this run aside to {logdir}.old-<time> and starts afresh)")
     changed = check_resume(cfg, loaded[0]["config"], suite) if loaded else []
     if loaded and loaded[0]["frames"] >= cfg.run.total_frames:
         raise ConfigError(f"{logdir} already holds a run at {loaded[0]['frames']:,} frames >= "
@@ -262,13 +288,21 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
                              config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
                              batch_size=cfg.learner.batch_size, unroll_length=cfg.learner.unroll_length,
                              checkpoint_every_seconds=cfg.run.checkpoint_every_seconds,
-                             checkpoint_every_frames=cfg.run.checkpoint_every_frames)
+                             checkpoint_every_frames=cfg.run.checkpoint_every_frames, identity=identity)
             if loaded:
-                loop.load_state_dict(loaded[0])
+                loop.load_state_dict(loaded[0], trust=trust_checkpoint)
+                saved = loaded[0]
+                versions = {"checkpoint": saved.get("code_version"), "now": code_version()}
                 reporter.event("resume", path=str(loaded[1]), frames=learner.num_frames,
-                               updates=learner.num_updates, changed=",".join(changed) or "-")
+                               updates=learner.num_updates, changed=",".join(changed) or "-",
+                               defaults_used=defaults_used(saved["config"]) or "-",
+                               code_version=versions if versions["checkpoint"] != versions["now"] else "same",
+                               **lr_on_resume(saved, learner))
         except Exception as e:  # noqa: BLE001 - e.g. serial actors that cannot be built: nothing new to save
-            report_error(reporter, e, frames=learner.num_frames, updates=learner.num_updates, checkpoint=None)
+            try:
+                report_error(reporter, e, frames=learner.num_frames, updates=learner.num_updates, checkpoint=None)
+            except Exception:  # noqa: BLE001 - e.g. a full disk: the error below is the one to report
+                pass
             raise TrainingError(f"could not start training: {describe_error(e)}; no new checkpoint (nothing "
                                 f"trained yet). Traceback in {logdir}/events.jsonl") from e
         if install_signal_handlers:
@@ -276,14 +310,31 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
         reporter.event("start", device=str(device), mode=cfg.run.mode, suite=cfg.env.suite,
                        head=cfg.agent.head, total_frames=cfg.run.total_frames,
                        parameters=sum(p.numel() for p in agent.parameters()))
-        return loop.run(on_step=on_step)
-    finally:
-        if source is not None:
-            source.close()
-        if reporter is not None:
-            reporter.close()
-        if started_ray:
-            stop_ray(cfg)
+        reason = loop.run(on_step=on_step)
+    except BaseException:
+        _close_all(source, reporter, cfg if started_ray else None, failing=True)
+        raise
+    _close_all(source, reporter, cfg if started_ray else None, failing=False)
+    return reason
+
+
+def _close_all(source: Any, reporter: Any, ray_cfg: Any, failing: bool) -> None:
+    """Closes the source, the reporter (flushing events.jsonl) and our Ray cluster, each even if one before
+    fails. While an error is propagating (``failing``), a failure here (e.g. flushing onto a full disk) is
+    logged, never raised in its place; otherwise the first one is raised after the rest are closed."""
+    first = None
+    closers = [c for c in (source and source.close, reporter and reporter.close,
+                           ray_cfg and (lambda: stop_ray(ray_cfg))) if c]
+    for close in closers:
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001
+            if failing:
+                log.warning("while stopping after the error, closing also failed: %s: %s", type(e).__name__, e)
+            elif first is None:
+                first = e
+    if first is not None:
+        raise first
 
 
 def _install_signal_handlers(loop: Any) -> None:
@@ -304,7 +355,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from evaluation.evaluate import prepare, run
 
     job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
-                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides)
+                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
+                  trust=args.trust_checkpoint)
     started_ray = start_ray(job.cfg) if job.cfg.run.mode == "ray" else False
     try:
         run(job)
@@ -327,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    "(configs/embedded.yaml's values) and what they do:",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
     p = sub.add_parser("print-config", help="print the resolved config (YAML) and exit")
     p.add_argument("--config", default=None, help="YAML config (default configs/embedded.yaml)")
@@ -341,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling from the policy")
     p.add_argument("--video", type=int, default=0, metavar="K", help="save K episodes per task as GIFs")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (envs and action sampling)")
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="how to run: mode=serial|ray, num_actors=W (workers), ray_address=..., env.options.X=...")
     p = sub.add_parser("compare", help="train and evaluate a grid of heads x seeds, then write its report")
@@ -387,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from learner.loop import TrainingError
 
     try:
-        reason = train(cfg)
+        reason = train(cfg, trust_checkpoint=args.trust_checkpoint)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,12 +7,12 @@ returns one ``Unroll`` of ``T + 1`` steps (alignment: ``agent/types.py``).
 """
 from __future__ import annotations
 
-import pickle
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from actors.env_state import UnsealError, seal, unseal
 from agent import Agent, AgentConfig
 from agent.types import AgentInput, CoreState, EpisodeStat, Unroll
 
@@ -214,16 +214,18 @@ class ActorCore:
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (serial mode): envs, last step, LSTM state, RNG.
 
-        The envs and the last step are pickled (``"episodes"``, bytes). Envs that cannot be
+        The envs and the last step are pickled and sealed with this user's key (``"episodes"``,
+        bytes, and ``"episodes_mac"``; ``actors/env_state.py`` says why). Envs that cannot be
         pickled (the real ``deepmind_lab.Lab`` is a C object) give ``"episodes": None`` and
         ``"not_copyable"`` (the reason): a resume then starts new episodes, as in Ray mode.
         """
         try:
-            episodes, reason = pickle.dumps((self.envs, self._last)), None
+            (episodes, mac), reason = seal((self.envs, self._last)), None
         except Exception as e:  # noqa: BLE001 - TypeError for C objects, PicklingError, ... all mean "cannot copy"
-            episodes, reason = None, f"{type(e).__name__}: {e}"[:300]
+            episodes, mac, reason = None, None, f"{type(e).__name__}: {e}"[:300]
         return {
             "episodes": episodes,
+            "episodes_mac": mac,
             "not_copyable": reason,
             "task_ids": self.task_ids.tolist(),
             "core": tuple(t.clone() for t in (*self._state, *self._state_before_last)),
@@ -231,12 +233,18 @@ class ActorCore:
             "policy_version": self.policy_version,
         }
 
-    def set_state(self, state: Mapping[str, Any]) -> bool:
-        """Continues from ``get_state()``'s result if it has the envs, for the same tasks; returns
-        whether it did (False: this actor starts new episodes)."""
-        if state.get("episodes") is None or list(state.get("task_ids", [])) != self.task_ids.tolist():
-            return False
-        envs, last = pickle.loads(state["episodes"])
+    def set_state(self, state: Mapping[str, Any], trust: bool = False) -> str | None:
+        """Continues from ``get_state()``'s result if it has the envs, for the same tasks, sealed by
+        this user (or ``trust``). Returns None if it did, else why not (this actor starts new episodes)."""
+        if state.get("episodes") is None:
+            return state.get("not_copyable") and f"its envs could not be copied ({state['not_copyable']})" \
+                or "the checkpoint has no env state"
+        if list(state.get("task_ids", [])) != self.task_ids.tolist():
+            return "actors.envs_per_actor (the actors' tasks) changed"
+        try:
+            envs, last = unseal(state["episodes"], state.get("episodes_mac"), trust=trust)
+        except UnsealError as e:
+            return f"its env states were not restored: {e}"
         for env in self.envs:
             env.close()
         self.envs, self._last = envs, last
@@ -245,7 +253,7 @@ class ActorCore:
         self.generator.set_state(state["generator"])
         self._words = None
         self.policy_version = -1   # weights are set again by the learner right after
-        return True
+        return None
 
     def close(self) -> None:
         for env in self.envs:

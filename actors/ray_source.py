@@ -207,7 +207,7 @@ class RaySource:
     def state_dict(self) -> dict[str, Any]:
         return {"mode": "ray", "incarnations": list(self.incarnations), "restarts": self.restarts}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], trust: bool = False) -> None:
         # Actors of a resumed run are new incarnations: fresh episodes, fresh seeds.
         previous = state.get("incarnations", [])
         for i in range(self.num_actors):

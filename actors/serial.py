@@ -4,7 +4,9 @@ Every ``get()`` runs one unroll of the next actor (round robin) with the newest 
 so a serial run is fully deterministic, and ``state_dict()`` captures the envs and RNGs:
 stopping and resuming gives exactly the updates of an uninterrupted run.
 
-Exactness needs envs that can be pickled. Otherwise (real DeepMind Lab), and when the saved
+Exactness needs envs that can be pickled, and env states sealed by this user's key
+(``actors/env_state.py``: another user's are never unpickled, unless ``trust``). Otherwise
+(real DeepMind Lab, a run dir from someone else), and when the saved
 actors do not match the configured ones (another ``num_actors`` or ``envs_per_actor``), or
 after an unroll failed half-way, a resume starts new episodes, as Ray mode does; each case is
 reported through ``on_event`` (once per checkpointing actor that cannot be copied, and at resume).
@@ -65,7 +67,8 @@ class SerialSource:
         return {"mode": "serial", "next_actor": self.next_actor, "actors": states,
                 "incarnations": [a.incarnation for a in self.actors]}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], trust: bool = False) -> None:
+        """``trust``: restore env states not sealed by this user too (``actors/env_state.py``)."""
         why = None
         if state.get("mode") != "serial":
             why = f"the checkpoint is from {state.get('mode')} mode"
@@ -74,13 +77,11 @@ class SerialSource:
         elif len(state["actors"]) != len(self.actors):
             why = f"actors.num_actors changed ({len(state['actors'])} -> {len(self.actors)})"
         if why is None:
-            restored = [actor.set_state(s) for actor, s in zip(self.actors, state["actors"])]
-            if all(restored):
+            reasons = [actor.set_state(s, trust=trust) for actor, s in zip(self.actors, state["actors"])]
+            if not any(reasons):
                 self.next_actor = state["next_actor"]
                 return
-            reasons = {s.get("not_copyable") for s in state["actors"]} - {None}
-            why = (f"its envs could not be copied ({reasons.pop()})" if reasons
-                   else "actors.envs_per_actor (the actors' tasks) changed")
+            why = next(r for r in reasons if r)
         # new incarnations (fresh env seeds, as in Ray mode), all of them: half a restored round robin
         # would not be exact either
         previous = list(state.get("incarnations") or [])

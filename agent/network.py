@@ -64,9 +64,11 @@ class Agent(nn.Module):
         return model_state, factors
 
     @classmethod
-    def from_checkpoint(cls, path, device: torch.device | str = "cpu"):
+    def from_checkpoint(cls, path, device: torch.device | str = "cpu", trust: bool = False):
         """``(agent, config)`` from a checkpoint file, or from a logdir (its newest readable checkpoint):
         the trained agent in eval mode on ``device`` and the run's ``configs.schema.TrainConfig``.
+        Reads with ``torch.load(weights_only=True)``; ``trust=True`` also opens the old single-file
+        format, which unpickles objects (only for files you wrote: learner/checkpoint.py).
 
         For notebooks and evaluation scripts; it imports the checkpoint reader and the config
         schema when called (they sit above ``agent/`` in the import order).
@@ -77,12 +79,12 @@ class Agent(nn.Module):
         from learner.checkpoint import Checkpointer, load_file
 
         if os.path.isdir(path):
-            found = Checkpointer(os.path.join(path, "checkpoints")).load_latest()
+            found = Checkpointer(os.path.join(path, "checkpoints")).load_latest(trust=trust)
             if found is None:
                 raise FileNotFoundError(f"{path} holds no checkpoint (looked in {path}/checkpoints)")
             state = found[0]
         else:
-            state = load_file(path)
+            state = load_file(path, trust=trust)
         config = config_from_dict(state["config"])
         spec = state.get("agent_spec")
         if spec is None:   # checkpoints of format 1: ask the suite

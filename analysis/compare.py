@@ -106,11 +106,11 @@ def check_clash(out: str, identity: dict[str, Any]) -> None:
 
 def checkpoint_frames(logdir: str) -> int:
     """Env frames of the run's newest readable checkpoint (0 if none)."""
-    from learner.checkpoint import Checkpointer, CorruptCheckpoint
+    from learner.checkpoint import CheckpointError, Checkpointer
 
     try:
-        loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()
-    except CorruptCheckpoint as e:
+        loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()   # weights_only, never trusted
+    except CheckpointError as e:
         raise GridError(f"run {logdir}: {e}") from None
     return int(loaded[0]["frames"]) if loaded else 0
 

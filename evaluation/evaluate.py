@@ -48,7 +48,7 @@ class EvalJob:
 
 def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None, episodes: int = 10,
             envs_per_task: int = 4, greedy: bool = False, videos: int = 0, seed: int = 0,
-            overrides: Sequence[str] = ()) -> EvalJob:
+            overrides: Sequence[str] = (), trust: bool = False) -> EvalJob:
     from envs.suites import get_suite  # noqa: PLC0415
 
     if episodes < 1:
@@ -58,7 +58,7 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
     if not 0 <= videos <= episodes:
         raise EvaluationError(f"--video {videos}: must be between 0 and --episodes ({episodes}); "
                               f"raise --episodes or film fewer episodes")
-    state, path = _load_checkpoint(Path(logdir), checkpoint)
+    state, path = _load_checkpoint(Path(logdir), checkpoint, trust)
     cfg = _config(state, overrides, path)
     try:
         suite = get_suite(cfg.env.suite, **cfg.env.options)
@@ -88,8 +88,10 @@ def _check_dmlab30(cfg: Any, levels: Sequence[str]) -> None:
         raise EvaluationError(str(e)) from None
 
 
-def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None) -> tuple[dict[str, Any], Path]:
-    from learner.checkpoint import Checkpointer, CorruptCheckpoint, load_file  # noqa: PLC0415
+def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None,
+                     trust: bool = False) -> tuple[dict[str, Any], Path]:
+    """The checkpoint's state (``torch.load(weights_only=True)``; ``trust``: learner/checkpoint.py) and path."""
+    from learner.checkpoint import CheckpointError, Checkpointer, load_file  # noqa: PLC0415
 
     if checkpoint is not None:
         path = Path(checkpoint)
@@ -97,14 +99,14 @@ def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None) -> tupl
             raise EvaluationError(f"--checkpoint {str(path)!r} does not exist; omit it to use the newest "
                                   f"checkpoint of {logdir}/checkpoints")
         try:
-            return load_file(path), path.resolve()
-        except CorruptCheckpoint as e:
+            return load_file(path, trust=trust), path.resolve()
+        except CheckpointError as e:
             raise EvaluationError(f"--checkpoint {str(path)!r} is unusable ({e}); name another one") from None
     if not logdir.is_dir():
         raise EvaluationError(f"LOGDIR {str(logdir)!r} does not exist; give the logdir of a training run")
     try:
-        loaded = Checkpointer(logdir / "checkpoints").load_latest()
-    except CorruptCheckpoint as e:
+        loaded = Checkpointer(logdir / "checkpoints").load_latest(trust=trust)
+    except CheckpointError as e:
         raise EvaluationError(str(e)) from None
     if loaded is None:
         raise EvaluationError(f"{logdir} has no checkpoint in {logdir / 'checkpoints'}; train first "
@@ -115,7 +117,17 @@ def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None) -> tupl
 def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> Any:
     from configs.schema import build_config, config_from_dict, incompatible_changes, parse_override  # noqa
 
-    saved = config_from_dict(state["config"])
+    from learner.provenance import unknown_config_keys  # noqa: PLC0415
+
+    unknown = unknown_config_keys(state["config"])
+    if unknown:
+        raise EvaluationError(f"checkpoint {path}: its config has keys this code does not know ({', '.join(unknown)}): "
+                              f"written by newer code; update this code")
+    try:
+        saved = config_from_dict(state["config"])
+    except ValueError as e:       # a value this code refuses: one line, not a traceback
+        raise EvaluationError(f"checkpoint {path}: its config is not valid for this code "
+                              f"({' '.join(str(e).split())}); evaluate it with the code that wrote it") from None
     flat = {f"{s}.{k}": v for s, body in saved.to_dict().items() for k, v in body.items() if k != "options"}
     flat.update({f"env.options.{k}": v for k, v in saved.env.options.items()})
     try:

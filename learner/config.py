@@ -10,6 +10,7 @@ from agent.config import _choice as _agent_choice
 from learner.losses import REWARD_CLIPPINGS
 
 OPTIMIZERS = ("rmsprop", "adam")
+LR_SCHEDULE_RESUMES = ("rescale", "continue")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -23,6 +24,9 @@ class LearnerConfig:
     entropy_cost: float = 0.0033391318945337044   # weight of the entropy bonus (subtracted)
     optimizer: str = "rmsprop"           # rmsprop (TF1 semantics, learner/rmsprop.py) | adam
     learning_rate: float = 0.00031866995608948655  # initial LR, annealed linearly to 0 over the frame budget
+    # a resume with another run.total_frames: rescale = lr0 (1 - frames / new total) (the rate jumps);
+    # continue = the linear decay re-anchored at the rate reached, to 0 at the new total (no jump)
+    lr_schedule_resume: str = "rescale"
     rmsprop_decay: float = 0.99          # ms <- decay * ms + (1 - decay) g^2
     rmsprop_momentum: float = 0.0        # TF RMSProp momentum (0 = none, as in the reference release)
     rmsprop_epsilon: float = 0.1         # inside the sqrt: g / sqrt(ms + epsilon)
@@ -43,6 +47,7 @@ class LearnerConfig:
         _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("lr_schedule_resume", self.lr_schedule_resume, LR_SCHEDULE_RESUMES)
         for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")

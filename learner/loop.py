@@ -26,7 +26,6 @@ the next batch overlaps the GPU work of the previous one.
 """
 from __future__ import annotations
 
-import pickle
 import random
 import time
 import traceback
@@ -36,9 +35,11 @@ import numpy as np
 import torch
 
 from agent.diagnostics import batch_diagnostics
-from learner.batching import Batcher, DeviceCopier
-from learner.checkpoint import Checkpointer
-from learner.optim import rescale_optimizer_state
+from agent.types import EpisodeStat, Unroll
+from learner.batching import ARRAY_FIELDS, Batcher, DeviceCopier
+from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint
+from learner.optim import LinearDecay, rescale_optimizer_state
+from learner.provenance import CHECKPOINT_FORMAT, code_version
 from learner.report import Reporter
 from learner.step import Learner
 
@@ -108,25 +109,89 @@ def report_error(reporter: Reporter, error: BaseException, **fields: Any) -> Non
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The process's python, numpy and torch RNG states as plain data (tensors, ints, floats)."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": {"version": version, "state": torch.tensor(words, dtype=torch.int64), "gauss_next": gauss},
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Inverse of ``rng_state()``; also takes format 2's objects (python/numpy state tuples)."""
+    if isinstance(state["python"], tuple):
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        return
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss_next"]))
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
+
+
+def unroll_to_plain(u: Unroll) -> dict[str, Any]:
+    """An ``Unroll`` as a dict of tensors and plain values (what ``torch.load(weights_only=True)`` reads)."""
+    plain: dict[str, Any] = {name: torch.from_numpy(np.ascontiguousarray(getattr(u, name))) for name in ARRAY_FIELDS}
+    plain.update(policy_version=int(u.policy_version), actor_id=int(u.actor_id), incarnation=int(u.incarnation),
+                 episodes=[[int(e.task_id), float(e.episode_return), int(e.length)] for e in u.episodes])
+    return plain
+
+
+def unroll_from_plain(plain: dict[str, Any]) -> Unroll:
+    """Inverse of ``unroll_to_plain``."""
+    return Unroll(**{name: plain[name].numpy() for name in ARRAY_FIELDS},
+                  policy_version=plain["policy_version"], actor_id=plain["actor_id"],
+                  incarnation=plain["incarnation"], episodes=tuple(EpisodeStat(*e) for e in plain["episodes"]))
+
+
+def lr_on_resume(state: dict[str, Any], learner: Learner) -> dict[str, Any]:
+    """For the ``resume`` event when ``run.total_frames`` changed (else {}): the budgets, the rate the
+    checkpoint's schedule had reached and the rate this run continues with (``LinearDecay``)."""
+    config = state["config"]
+    saved_total = int(config["run"]["total_frames"])
+    if saved_total == learner.schedule.total_frames:
+        return {}
+    before = LinearDecay(float(config["learner"]["learning_rate"]), saved_total)
+    before.load_state_dict(dict(state["learner"]["schedule"], total_frames=saved_total))
+    return {"total_frames": f"{saved_total} -> {learner.schedule.total_frames}",
+            "lr_schedule_resume": learner.cfg.lr_schedule_resume,
+            "learning_rate_at_checkpoint": before.learning_rate, "learning_rate_now": learner.schedule.learning_rate,
+            "learning_rate_schedule": learner.schedule.describe()}
+
+
+def check_trusted(state: dict[str, Any], trust: bool) -> None:
+    """``UntrustedCheckpoint`` (one line) if resuming from ``state`` would unpickle its entries and not ``trust``."""
+    for name in ("batcher", "rng"):
+        _plain_or_trusted(state[name], name, trust, load=False)
+
+
+def _plain_or_trusted(value: Any, name: str, trust: bool, load: bool = True) -> Any:
+    """A checkpoint entry as plain data; ``bytes`` (pickled by checkpoints of format 2) are unpickled
+    only with ``trust``, else ``UntrustedCheckpoint``."""
+    if not isinstance(value, (bytes, bytearray)):
+        return value
+    if not trust:
+        raise UntrustedCheckpoint(f"the checkpoint's {name!r} entry is pickled (checkpoint format 2), which can run "
+                                  f"code; if you wrote this run yourself, resume with {TRUST_FLAG}, else use another "
+                                  f"logdir")
+    import pickle  # noqa: PLC0415 - only for a checkpoint the user vouched for
+    return pickle.loads(value) if load else value
 
 
 class TrainLoop:
     def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
                  config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int | None = None,
                  checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
-                 stall_seconds: float = 120.0) -> None:
+                 stall_seconds: float = 120.0, identity: dict[str, Any] | None = None) -> None:
         self.learner = learner
         self.source = source
         self.reporter = reporter
         self.checkpointer = checkpointer
         self.config_dict = config_dict
+        self.identity = identity or {}         # learner/provenance.py: task names, instruction encoding
         self.total_frames = total_frames
         self.batcher = Batcher(batch_size)
         self.unroll_length = unroll_length
@@ -141,38 +206,43 @@ class TrainLoop:
 
     # ------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
-        """What a resume needs; loadable by ``torch.load(path)`` (weights_only): the batcher's
-        unrolls and the RNG states are pickled bytes."""
+        """What a resume needs, as tensors and plain containers only (``torch.load(path)``,
+        weights_only, reads it; nothing in it is unpickled as an object)."""
         return {
-            "format": 2,
+            "format": CHECKPOINT_FORMAT,
+            "code_version": code_version(),
+            "identity": self.identity,
             "config": self.config_dict,
             "agent_spec": self.learner.agent.spec(),        # with config["agent"]: Agent.from_checkpoint
             "mi_parametrization": self.learner.agent.PARAMETRIZATION,   # agent/multiplicative.py
             "learner": self.learner.state_dict(),
             "source": self.source.state_dict(),
-            "batcher": pickle.dumps(list(self.batcher.queue)),
+            "batcher": [unroll_to_plain(u) for u in self.batcher.queue],
             "reporter": self.reporter.state_dict(),
-            "rng": pickle.dumps(rng_state()),
+            "rng": rng_state(),
             "frames": self.learner.num_frames,
             "updates": self.learner.num_updates,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], trust: bool = False) -> None:
+        """Restores ``state_dict()``'s result. ``trust``: unpickle what older checkpoints (format 2)
+        stored as pickle bytes, and env states not sealed by this user; without it those raise
+        ``UntrustedCheckpoint`` (before anything is changed) / start new episodes."""
+        queue = _plain_or_trusted(state["batcher"], "batcher", trust)
+        rng = _plain_or_trusted(state["rng"], "rng", trust)
         model, factors = self.learner.agent.model_state_from(state)
         learner_state = dict(state["learner"], model=model)
         if factors:      # a checkpoint from before the MI layer's 1/C context scale: same function
             learner_state["optimizer"] = rescale_optimizer_state(
                 learner_state["optimizer"], [name for name, _ in self.learner.agent.named_parameters()],
                 factors)
-        self.learner.load_state_dict(learner_state)
-        self.source.load_state_dict(state["source"])
+        self.learner.load_state_dict(learner_state, saved_total_frames=state["config"]["run"]["total_frames"])
+        self.source.load_state_dict(state["source"], trust=trust)
         self.reporter.load_state_dict(state["reporter"])
-        queue = state["batcher"]
         self.batcher = Batcher(self.batcher.batch_size)
-        self.batcher.add(self._accept(pickle.loads(queue) if isinstance(queue, bytes) else queue,
+        self.batcher.add(self._accept([u if isinstance(u, Unroll) else unroll_from_plain(u) for u in queue],
                                       why="saved batch queue", arrived=False))
-        rng = state["rng"]
-        set_rng_state(pickle.loads(rng) if isinstance(rng, bytes) else rng)
+        set_rng_state(rng)
         self._last_ckpt_frames = self.learner.num_frames
         self._last_ckpt_updates = self.learner.num_updates
 

@@ -1,7 +1,7 @@
 """Optimizer construction, the linear learning-rate anneal over frames, and gradient-norm clipping."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -22,6 +22,12 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: LearnerConfig) ->
 class LinearDecay:
     """``lr(frames) = lr0 * max(0, 1 - frames / total_frames)``; the state is the frame counter.
 
+    A resume that changes ``total_frames`` (``load_state_dict(..., keep_rate=...)``) either keeps
+    this formula over the new budget (the rate jumps: ``lr0 (1 - f / old)`` -> ``lr0 (1 - f / new)``,
+    IMPALA's schedule as a function of frames) or, with ``keep_rate``, re-anchors the decay at the
+    rate reached: from ``(f_a, lr_a)`` on, ``lr(f) = lr_a * max(0, 1 - (f - f_a) / (total - f_a))``,
+    which continues without a jump and still reaches 0 at the new budget.
+
     Host-side Python numbers only: setting the rate on the optimizer costs no device sync.
     """
 
@@ -31,10 +37,26 @@ class LinearDecay:
         self.initial_learning_rate = initial_learning_rate
         self.total_frames = total_frames
         self.frames = 0
+        self.anchor: tuple[int, float] | None = None    # (f_a, lr_a) after a re-anchoring resume
+
+    def rate_at(self, frames: int, total_frames: int | None = None) -> float:
+        """The schedule's rate at ``frames`` (under ``total_frames``, default this schedule's)."""
+        total = self.total_frames if total_frames is None else total_frames
+        start, lr = self.anchor or (0, self.initial_learning_rate)
+        if total <= start:
+            return 0.0
+        return lr * max(0.0, 1.0 - (frames - start) / (total - start))
 
     @property
     def learning_rate(self) -> float:
-        return self.initial_learning_rate * max(0.0, 1.0 - self.frames / self.total_frames)
+        return self.rate_at(self.frames)
+
+    def describe(self) -> str:
+        """The schedule as a formula of the env frames f, e.g. ``0.0003 * max(0, 1 - f / 2000000)``."""
+        if self.anchor is None:
+            return f"{self.initial_learning_rate:.6g} * max(0, 1 - f / {self.total_frames})"
+        start, lr = self.anchor
+        return f"{lr:.6g} * max(0, 1 - (f - {start}) / ({self.total_frames} - {start}))"
 
     def apply(self, optimizer: torch.optim.Optimizer) -> float:
         """Sets every param group's lr to the current rate and returns it."""
@@ -46,11 +68,21 @@ class LinearDecay:
     def advance(self, frames: int) -> None:
         self.frames += int(frames)
 
-    def state_dict(self) -> dict[str, int]:
-        return {"frames": self.frames}
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "total_frames": self.total_frames,
+                "anchor": None if self.anchor is None else [int(self.anchor[0]), float(self.anchor[1])]}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any], keep_rate: bool = False,
+                        saved_total_frames: int | None = None) -> None:
+        """Restores the frame counter and anchor. If the saved budget (``state["total_frames"]``, else
+        ``saved_total_frames``) differs from this schedule's and ``keep_rate``, re-anchors at the
+        rate the saved schedule had reached (see the class docstring)."""
         self.frames = int(state["frames"])
+        anchor = state.get("anchor")
+        self.anchor = None if anchor is None else (int(anchor[0]), float(anchor[1]))
+        old_total = state.get("total_frames") or saved_total_frames or self.total_frames
+        if keep_rate and int(old_total) != self.total_frames:
+            self.anchor = (self.frames, self.rate_at(self.frames, int(old_total)))
 
 
 def grad_norm(params: Iterable[torch.nn.Parameter], max_norm: float | None) -> torch.Tensor:

@@ -137,8 +137,11 @@ class Learner:
         return {"model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "num_updates": self.num_updates}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], saved_total_frames: int | None = None) -> None:
+        """``saved_total_frames``: the checkpoint run's budget, for schedules saved without it; a changed
+        budget re-anchors the LR decay if ``cfg.lr_schedule_resume == "continue"`` (``LinearDecay``)."""
         self.agent.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        self.schedule.load_state_dict(state["schedule"], keep_rate=self.cfg.lr_schedule_resume == "continue",
+                                      saved_total_frames=saved_total_frames)
         self.num_updates = int(state["num_updates"])

@@ -24,6 +24,19 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_key_in_a_temporary_home(tmp_path_factory):
+    """Serial runs seal env states with a per-user key (actors/env_state.py): the tests' key lives
+    in a temporary $XDG_CONFIG_HOME (inherited by subprocesses), never in the real ~/.config."""
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg_config"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []

@@ -107,3 +107,28 @@ def test_main_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: training stopped at 0 frames (0 updates) by X: y; nothing saved"
+
+
+def test_a_full_disk_during_the_clean_up_does_not_replace_the_real_error(tmp_path, monkeypatch):
+    """The loop fails, the final checkpoint and the events file then hit a full disk: the error
+    raised (and printed in one line) is still the loop's, naming the failed checkpoint."""
+    import errno
+
+    from learner.report import Reporter
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fail_at_3(loop):
+        if loop.learner.num_updates == 3:
+            monkeypatch.setattr(Checkpointer, "save", disk_full)
+            monkeypatch.setattr(Reporter, "event", disk_full)
+            monkeypatch.setattr(Reporter, "close", disk_full)
+            raise RuntimeError("the real error")
+
+    with pytest.raises(TrainingError) as info:
+        train(tmp_path / "d", fail_at_3)
+    message = str(info.value)
+    assert "\n" not in message and "RuntimeError: the real error" in message
+    assert "the final checkpoint failed too (OSError: [Errno 28] No space left on device)" in message
+    assert info.value.checkpoint is None
