@@ -106,9 +106,10 @@ def test_next_start_reaps_the_cluster_and_spares_a_bystander(tmp_path, session, 
     assert ray_reaper.reap_leftovers(tmp_path) == []            # its owner lives: not a leftover
     crash(boss, tmp_path)
     reaped = ray_reaper.reap_leftovers(tmp_path)
+    assert bystander.pid not in reaped, f"{kind} was signalled"
+    assert bystander.poll() is None, f"{kind} ended ({bystander.returncode})"
+    assert set(members) <= set(reaped)
     wait_for(lambda: all(gone(p, starts[p]) for p in members), 10, "the cluster's processes to end")
-    assert bystander.poll() is None, f"{kind} was signalled ({bystander.returncode})"
-    assert bystander.pid not in reaped and set(members) <= set(reaped)
     assert not list(tmp_path.glob("ray_session-*.json"))
 
 
