@@ -196,6 +196,7 @@ def start_watchdog(logdir: str | os.PathLike, session_dir: str, node_id: str | N
     since = start_time(os.getpid())
     cluster = Cluster(session_dir, node_id, since)
     members = dict(members) if members is not None else session_processes(cluster)
+    os.makedirs(logdir, exist_ok=True)     # (train creates it first, with its lock, before Ray starts)
     record = Path(logdir) / RECORD.format(pid=os.getpid())
     info = {"owner": os.getpid(), "owner_start": since, "session_dir": session_dir, "node_id": node_id,
             "members": {str(pid): started for pid, started in members.items()},
