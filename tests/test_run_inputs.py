@@ -178,3 +178,24 @@ def test_resume_never_moves_the_old_run_but_not_the_lock_or_this_runs_ray_record
         with pytest.raises(LockHeld):                            # still the same lock file, still held
             RunLock(logdir)
         assert lock.path.exists()
+
+
+def test_evaluate_reaps_and_records_in_the_logdir_it_was_given(tmp_path, monkeypatch, capsys):
+    """Not in the logdir stored in the checkpoint (a copied or moved run would touch the original)."""
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    from configs.schema import load_config
+
+    cfg = load_config(None, [*TINY, "mode=serial", "num_actors=1", "envs_per_actor=2", "total_frames=64",
+                             f"logdir={original}"])
+    assert launch.train(cfg, install_signal_handlers=False) == "done"
+    os.rename(original, copy)
+    seen = []
+
+    def start_ray(cfg, logdir=None):
+        seen.append(("start", logdir or cfg.run.logdir))
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(launch, "start_ray", start_ray)
+    with pytest.raises(RuntimeError, match="stop here"):
+        launch.main(["evaluate", str(copy), "--episodes", "1", "num_actors=1", "mode=ray"])
+    assert seen == [("start", str(copy))]
+    assert not original.exists()
