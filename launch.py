@@ -31,6 +31,7 @@ import torch
 log = logging.getLogger("impala_mu")
 
 EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}
+LOCAL_OVERSUBSCRIPTION = 8   # a local Ray may declare at most this many CPUs per core of the machine
 
 
 class ConfigError(ValueError):
@@ -42,12 +43,19 @@ TRUST_HELP = ("also open checkpoints that need unpickling objects (the old singl
               "files you wrote yourself (docs/TESTING.md, threat model)")
 
 
+class RunBusy(ConfigError):
+    """Another live process holds the run directory's lock (exit status 1)."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"run.device={name!r} but this machine has no CUDA device; use device=auto or device=cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"run.device={name!r} but this machine has {torch.cuda.device_count()} CUDA devices "
+                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of them or use device=auto")
     return device
 
 
@@ -110,16 +118,20 @@ def check_resume(cfg: Any, saved: dict[str, Any], suite: Any = None) -> list[str
     return other
 
 
-def move_aside(logdir: str) -> str | None:
-    """Renames a non-empty ``logdir`` to ``<logdir>.old-<UTC time>`` (never deletes); returns the new name."""
-    if not os.path.isdir(logdir) or not os.listdir(logdir):
+def move_aside(logdir: str, keep: Sequence[str] = ()) -> str | None:
+    """Moves what a non-empty ``logdir`` holds into ``<logdir>.old-<UTC time>`` (never deletes);
+    returns the new name. The entries named in ``keep`` stay: this run's lock and its Ray record."""
+    entries = [e for e in os.listdir(logdir) if e not in keep] if os.path.isdir(logdir) else []
+    if not entries:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     target, n = f"{os.path.normpath(logdir)}.old-{stamp}", 1
     while os.path.exists(target):
         n += 1
         target = f"{os.path.normpath(logdir)}.old-{stamp}-{n}"
-    os.rename(logdir, target)
+    os.makedirs(target)
+    for entry in entries:
+        os.rename(os.path.join(logdir, entry), os.path.join(target, entry))
     return target
 
 
@@ -151,10 +163,25 @@ def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
                      on_event=on_event, resources=cfg.actors.resources)
 
 
-def start_ray(cfg: Any) -> bool:
-    """Connects to ``ray_address`` or starts a local Ray sized to the machine. True if we started it."""
+def check_local_capacity(cfg: Any) -> None:
+    """A local Ray (no ``ray_address``) declares at least num_actors x cpus_per_actor CPUs: refuse more
+    than ``LOCAL_OVERSUBSCRIPTION`` times this machine's cores (a typo such as num_actors=1000), unless
+    ``actors.oversubscribe`` asks for it."""
+    if cfg.run.mode != "ray" or cfg.run.ray_address or cfg.actors.oversubscribe:
+        return
+    need, cores = cfg.actors.num_actors * cfg.actors.cpus_per_actor, os.cpu_count() or 1
+    if need > LOCAL_OVERSUBSCRIPTION * cores:
+        raise ConfigError(f"num_actors={cfg.actors.num_actors} x actors.cpus_per_actor={cfg.actors.cpus_per_actor:g} "
+                          f"needs {need:g} CPUs, more than {LOCAL_OVERSUBSCRIPTION} x this machine's {cores} cores; "
+                          "lower num_actors, or join a cluster with ray_address=HOST:PORT")
+
+
+def start_ray(cfg: Any, logdir: str | None = None) -> bool:
+    """Connects to ``ray_address`` or starts a local Ray sized to the machine. True if we started it.
+    ``logdir`` (default ``run.logdir``) is where the local cluster's record goes and leftovers are reaped."""
     import ray
 
+    logdir = logdir or cfg.run.logdir
     need = cfg.actors.num_actors * cfg.actors.cpus_per_actor
     if cfg.run.ray_address:
         _check_reachable(cfg.run.ray_address)
@@ -178,29 +205,29 @@ def start_ray(cfg: Any) -> bool:
         return False
     from actors import ray_reaper
 
-    reaped = ray_reaper.reap_leftovers(cfg.run.logdir)   # a crashed earlier run's cluster (this logdir's only)
+    reaped = ray_reaper.reap_leftovers(logdir, warn=log.warning)   # a crashed run's cluster (this logdir's only)
     if reaped:
         log.warning("ended %d leftover processes of the local Ray cluster of a crashed run in %s: %s",
-                    len(reaped), cfg.run.logdir, reaped)
+                    len(reaped), logdir, reaped)
     # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
     # address="local": always a new cluster of our own, never one that `ray start` left on the machine.
     ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
              logging_level=logging.WARNING,
              resources={k: v * cfg.actors.num_actors for k, v in cfg.actors.resources.items()} or None)
     node = getattr(ray._private.worker, "_global_node", None)   # no public API for the session dir
-    ray_reaper.start_watchdog(cfg.run.logdir, node.get_session_dir_path() if node is not None else None,
-                              ray.get_runtime_context().get_node_id())
+    if node is not None:
+        ray_reaper.start_watchdog(logdir, node.get_session_dir_path(), ray.get_runtime_context().get_node_id())
     return True
 
 
-def stop_ray(cfg: Any) -> None:
+def stop_ray(cfg: Any, logdir: str | None = None) -> None:
     """Shuts down the local Ray cluster ``start_ray`` started, and its watchdog."""
     import ray
 
     from actors import ray_reaper
 
     ray.shutdown()
-    ray_reaper.stop_watchdog(cfg.run.logdir)
+    ray_reaper.stop_watchdog(logdir or cfg.run.logdir)
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -223,8 +250,41 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     ``ConfigError`` before any work for a config it cannot run (a checkpoint that cannot be
     used included), ``TrainingError`` (one-line message, after a final checkpoint where possible)
     when training fails. ``trust_checkpoint`` (``--trust-checkpoint``): the resume may unpickle
-    what older checkpoints pickled (learner/checkpoint.py, docs/TESTING.md's threat model)."""
+    what older checkpoints pickled (learner/checkpoint.py, docs/TESTING.md's threat model). Holds ``LOGDIR/.lock``
+    throughout: a second run on the same logdir is refused (``RunBusy`` naming the holder)."""
+    device = resolve_device(cfg.run.device)
+    if suite is None:
+        suite, task_ids = build_suite(cfg)
+    task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
+    check_agent_fits_suite(cfg, suite)
+    check_local_capacity(cfg)
+    lock = take_lock(cfg.run.logdir, "run.logdir")   # the first thing written: one run per logdir
+    try:
+        return _train_locked(cfg, lock, device, suite, task_ids, on_step, install_signal_handlers,
+                             trust_checkpoint)
+    finally:
+        lock.release()
+
+
+def take_lock(directory: str, what: str):
+    """``configs.run_lock.RunLock`` on ``directory``; ``RunBusy`` (one line) if another run holds it,
+    ``ConfigError`` if it cannot be created."""
+    from configs.run_lock import LockError, LockHeld, RunLock
+
+    try:
+        return RunLock(directory, what)
+    except LockHeld as e:
+        raise RunBusy(str(e)) from None
+    except LockError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _train_locked(cfg: Any, lock: Any, device: torch.device, suite: Any, task_ids: list[int], on_step,
+                  install_signal_handlers: bool, trust_checkpoint: bool) -> str:
+    """``train`` once the logdir's lock is held."""
+    from actors.ray_reaper import RECORD
     from agent import Agent
+    from configs.run_lock import LOCK_NAME
     from configs.schema import save_yaml
     from learner.checkpoint import CheckpointError, Checkpointer
     from learner.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
@@ -232,11 +292,6 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     from learner.report import Reporter
     from learner.step import Learner
 
-    device = resolve_device(cfg.run.device)
-    if suite is None:
-        suite, task_ids = build_suite(cfg)
-    task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
-    check_agent_fits_suite(cfg, suite)
     logdir = cfg.run.logdir
     checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
     fresh = cfg.run.resume == "never"
@@ -270,7 +325,7 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
     started_ray = start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
     source = reporter = None
     try:
-        moved = move_aside(logdir) if fresh else None
+        moved = move_aside(logdir, keep=(LOCK_NAME, RECORD.format(pid=os.getpid()))) if fresh else None
         os.makedirs(logdir, exist_ok=True)
         removed = checkpointer.remove_partial_saves()
         save_yaml(cfg, os.path.join(logdir, "config.yaml"))
@@ -278,6 +333,8 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
                             report_every_seconds=cfg.run.report_every_seconds,
                             score_window=cfg.run.score_window_episodes,
                             start_frames=loaded[0]["frames"] if loaded else 0, config=cfg.to_dict())
+        if lock.taken_over:
+            reporter.event("lock_taken_over", previous=lock.taken_over, why="its holder ended without releasing it")
         if moved:
             reporter.event("moved_aside", old_run=moved, why="run.resume=never")
         if removed:
@@ -357,12 +414,14 @@ def evaluate(args: argparse.Namespace) -> int:
     job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
                   greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
                   trust=args.trust_checkpoint)
-    started_ray = start_ray(job.cfg) if job.cfg.run.mode == "ray" else False
+    check_local_capacity(job.cfg)
+    logdir = str(args.logdir)           # records and reaping in the LOGDIR given, not the checkpoint's
+    started_ray = start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
     try:
         run(job)
     finally:
         if started_ray:
-            stop_ray(job.cfg)
+            stop_ray(job.cfg, logdir)
     return 0
 
 
@@ -442,6 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         reason = train(cfg, trust_checkpoint=args.trust_checkpoint)
+    except RunBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -452,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _analysis(args: argparse.Namespace) -> int:
+    from configs.run_lock import LockHeld
+
     try:
         if args.command == "report":
             from analysis.report import write_report
@@ -462,7 +526,10 @@ def _analysis(args: argparse.Namespace) -> int:
 
         states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
                          parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
-    except ValueError as e:      # GridError, ReportError, a bad override: nothing was done
+    except LockHeld as e:        # another compare runs on this --out: nothing was done
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:      # GridError, ReportError, a bad override, an uncreatable --out: nothing was done
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0 if all(s == "finished" for s in states.values()) else 1

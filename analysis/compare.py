@@ -286,19 +286,28 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
             poll_seconds: float = 10.0, retries: int = 1) -> dict[str, str]:
     """The whole command: validate, train/evaluate what is missing, write ``out/report``.
     Returns {run name: state}."""
+    from configs.run_lock import RunLock  # noqa: PLC0415
+
     head_list = parse_heads(heads)
     runs, cfg = plan(head_list, seeds, out, config, overrides)
-    grid = Grid(runs, config=config, total_frames=cfg.run.total_frames, parallel=parallel,
-                eval_episodes=eval_episodes, stream=stream, poll_seconds=poll_seconds, retries=retries)
-    write_grid_file(out, grid_identity(cfg), head_list, seeds, config, overrides)
-    states = grid.run_all()
+    with RunLock(out, "--out") as lock:         # one compare per --out (LockHeld: a one-line error)
+        grid = Grid(runs, config=config, total_frames=cfg.run.total_frames, parallel=parallel,
+                    eval_episodes=eval_episodes, stream=stream, poll_seconds=poll_seconds, retries=retries)
+        if lock.taken_over:
+            grid.say(f"took over {lock.path}, left by {lock.taken_over} (it ended without releasing it)")
+        write_grid_file(out, grid_identity(cfg), head_list, seeds, config, overrides)
+        states = grid.run_all()
+        _write_report(grid, runs, out)
+    for name, state in states.items():
+        if state != "finished":
+            grid.say(f"{name}: {state}")
+    return states
+
+
+def _write_report(grid: "Grid", runs: Sequence[GridRun], out: str) -> None:
     from analysis.report import write_report
 
     have = [r.logdir for r in runs if os.path.exists(os.path.join(r.logdir, "metrics.jsonl"))]
     if have:
         summary = write_report(have, os.path.join(out, "report"))
         grid.say(f"report written to {summary}")
-    for name, state in states.items():
-        if state != "finished":
-            grid.say(f"{name}: {state}")
-    return states

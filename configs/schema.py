@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import difflib
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ class RunConfig:
         _choice("run.resume", self.resume, ("auto", "must", "never"))
         if not self.logdir:
             raise ValueError("run.logdir is empty; set logdir=<a directory for this run's outputs>")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
             raise ValueError(f"run.device={self.device!r} is not auto, cpu, cuda or cuda:N; "
                              "set device=auto to use a GPU when there is one")
 
@@ -157,14 +159,33 @@ INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_s
                          "learner.optimizer", "run.seed")
 
 
+# Upper bounds on sizes, checked for every config (build_config): a typo such as num_actors=100000
+# fails here in one line instead of declaring 100000 CPUs to Ray or allocating a batch that exhausts
+# memory. Each is far above any published IMPALA setting (DMLab-30: 150-250 actors, B=32, T=100).
+UPPER_BOUNDS = {
+    "actors.num_actors": 4096,           # a local Ray is also bounded by the machine's cores (launch.py)
+    "actors.envs_per_actor": 256,        # envs stepped by one actor process
+    "actors.unrolls_in_flight": 64,      # requests queued per actor (object store use)
+    "learner.batch_size": 1024,          # unrolls per update: [T+1, B] frames live on the learner's device
+    "learner.unroll_length": 1000,       # T
+}
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Reads a YAML config (default: ``configs/embedded.yaml``) and applies ``key=value`` overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
         raise ValueError(f"config file {str(path)!r} does not exist; use one of configs/: {known}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ValueError(f"config file {str(path)!r} is not valid YAML{at} ({problem}); fix the file "
+                         "(python launch.py print-config shows a valid one)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
     tree = _flatten(raw)
@@ -191,6 +212,7 @@ def build_config(flat: Mapping[str, Any], source: str = "config") -> TrainConfig
     """Builds a TrainConfig from ``{"section.field": value}`` (``env.options.X`` allowed)."""
     per_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for key, value in flat.items():
+        _check_finite(key, value)
         section, _, name = key.partition(".")
         if section not in SECTIONS or not name:
             raise ValueError(_unknown_key_message(key, source))
@@ -206,6 +228,12 @@ def build_config(flat: Mapping[str, Any], source: str = "config") -> TrainConfig
             per_section["env"].setdefault("options", {}).update(value)
             continue
         per_section[section][name] = _coerce(key, value, hints[name])
+    for key, bound in UPPER_BOUNDS.items():
+        section, _, name = key.partition(".")
+        value = per_section[section].get(name)
+        if isinstance(value, int) and value > bound:
+            raise ValueError(f"{key}={value} is above the upper bound {bound} (configs/schema.py UPPER_BOUNDS); "
+                             "use a smaller value")
     sections = {}
     for name, cls in SECTIONS.items():
         sections[name] = cls(**per_section[name])
@@ -332,6 +360,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key}={value!r} must be a number")
+        _check_finite(key, float(value))
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -360,6 +389,20 @@ def _integer(key: str, value: Any) -> int:
     if exact != exact.to_integral_value():
         raise ValueError(f"{key}={value!r} is not a whole number; give an integer (e.g. 2000000 or 2e6)")
     return int(exact)
+
+
+def _check_finite(key: str, value: Any) -> None:
+    """Every number of the config tree (nested lists and mappings included) must be finite: the one
+    place where ``.inf`` / ``.nan`` stop (``_coerce`` calls it too, for strings such as "inf" that a float
+    field parses)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(f"{key}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(key, v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key}={value!r} is not a finite number; give a finite value")
 
 
 def _plain(value: Any) -> Any:
