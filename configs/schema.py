@@ -154,7 +154,7 @@ RESUMABLE_CHANGES = {
     "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level", "env.options.dataset_path",
 }
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "env.options.action_repeat",
-                         "learner.optimizer", "run.seed")
+                         "learner.optimizer", "learner.popart", "run.seed")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
