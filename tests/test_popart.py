@@ -229,3 +229,20 @@ def test_statistics_are_logged_per_task(tmp_path):
     assert acc.Scalars("popart/count1/sigma")[-1].value == pytest.approx(sigma[1], rel=1e-6)
     assert acc.Scalars("popart/count0/mu")[-1].value == pytest.approx(mu[0], rel=1e-6)
     assert mu[0] != 0.0 and sigma[1] != 1.0
+
+
+def test_popart_step_makes_no_host_sync(monkeypatch):
+    """The statistics update and the normalised losses read no tensor value on the host."""
+    learner = Learner(small_agent("learnt_mi"), LearnerConfig(popart=True, truncation_bootstrap=True),
+                      total_frames=10**6, action_repeat=1, device="cpu")
+    batch = random_batch()
+    batch.update(truncated=batch["done"].clone(), truncation_value=torch.randn(batch["done"].shape))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host sync inside Learner.step")
+
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    metrics = learner.step(batch)
+    monkeypatch.undo()
+    assert torch.isfinite(metrics["total_loss"]) and metrics["popart_mu"].shape == (2,)
