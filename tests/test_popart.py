@@ -246,3 +246,19 @@ def test_popart_step_makes_no_host_sync(monkeypatch):
     metrics = learner.step(batch)
     monkeypatch.undo()
     assert torch.isfinite(metrics["total_loss"]) and metrics["popart_mu"].shape == (2,)
+
+
+def test_reports_group_popart_runs_apart(tmp_path):
+    """analysis: a run with learner.popart=true is its own group ("<head>+popart") in reports."""
+    import yaml
+
+    from analysis.runs import load_run
+
+    for name, popart in (("plain", False), ("popart", True)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump(
+            {"agent": {"head": "taskid_mi"}, "learner": {"popart": popart}, "env": {"suite": "embedded"}}))
+        (run / "metrics.jsonl").write_text(json.dumps({"frames": 10, "tasks": {}}) + "\n")
+    assert load_run(str(tmp_path / "plain")).head == "taskid_mi"
+    assert load_run(str(tmp_path / "popart")).head == "taskid_mi+popart"
