@@ -110,7 +110,10 @@ def load_run(path: str) -> RunData:
     last = records[-1] if records else {"frames": 0, "tasks": {}}
     scores = {t: float(last["tasks"].get(t, {}).get("score", nan)) for t in tasks}
     returns = {t: float(last["tasks"].get(t, {}).get("return", nan)) for t in tasks}
-    run = RunData(path=path, head=cfg.get("agent", {}).get("head", "shared"), seed=int(cfg.get("run", {}).get("seed", 0)),
+    head = cfg.get("agent", {}).get("head", "shared")
+    if cfg.get("learner", {}).get("popart", False):
+        head += "+popart"      # its own group in reports (learner/popart.py)
+    run = RunData(path=path, head=head, seed=int(cfg.get("run", {}).get("seed", 0)),
                   suite=suite, tasks=tasks, frames=int(last["frames"]), curve=curve, scores=scores,
                   returns=returns, source="train window",
                   diagnostics=_read_jsonl(os.path.join(path, "diagnostics.jsonl")),

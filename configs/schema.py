@@ -156,7 +156,7 @@ RESUMABLE_CHANGES = {
     "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level", "env.options.dataset_path",
 }
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "env.options.action_repeat",
-                         "learner.optimizer", "run.seed")
+                         "learner.optimizer", "learner.popart", "run.seed")
 
 
 # Upper bounds on sizes, checked for every config (build_config): a typo such as num_actors=100000

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.config import _choice as _agent_choice
-from learner.losses import REWARD_CLIPPINGS
+from learner.losses import POLICY_LOSSES, REWARD_CLIPPINGS
 
 OPTIMIZERS = ("rmsprop", "adam")
 LR_SCHEDULE_RESUMES = ("rescale", "continue")
@@ -42,13 +42,18 @@ class LearnerConfig:
     # Learning-efficiency options (not IMPALA's; off for DMLab-30, see docs/LEARNING.md):
     advantage_normalization: bool = False  # standardise the policy-gradient advantages per batch
     truncation_bootstrap: bool = False     # a time-limit end bootstraps from V(final obs) instead of 0
+    popart: bool = False                   # PopArt: per-task normalised values and targets (learner/popart.py)
+    popart_beta: float = 3e-4              # PopArt's step size for the per-task moments of the V-trace targets
+    policy_loss: str = "vtrace"            # vtrace (IMPALA) | clipped (APPO's clipped-ratio surrogate on V-trace advantages)
+    policy_clip: float = 0.1               # policy_loss=clipped: ratio clipped to [1/(1+c), 1+c] (Sample Factory's default 0.1)
 
     def __post_init__(self) -> None:
         _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("lr_schedule_resume", self.lr_schedule_resume, LR_SCHEDULE_RESUMES)
-        for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap"):
+        _choice("policy_loss", self.policy_loss, POLICY_LOSSES)
+        for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap", "popart"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")
         for name in ("batch_size", "unroll_length"):
@@ -57,6 +62,10 @@ class LearnerConfig:
                 raise ValueError(f"learner.{name}={value!r} must be a positive integer")
         _range("discount", self.discount, 0.0, 1.0)
         _range("vtrace_lambda", self.vtrace_lambda, 0.0, 1.0)
+        if not (_is_number(self.policy_clip) and self.policy_clip > 0):
+            raise ValueError(f"learner.policy_clip={self.policy_clip!r} must be a number > 0 (e.g. 0.1)")
+        if not (_is_number(self.popart_beta) and 0.0 < self.popart_beta <= 1.0):
+            raise ValueError(f"learner.popart_beta={self.popart_beta!r} must be a number in (0, 1] (e.g. 3e-4)")
         _range("rmsprop_decay", self.rmsprop_decay, 0.0, 1.0, high_open=True)
         for name in ("baseline_cost", "entropy_cost", "learning_rate", "rmsprop_momentum",
                      "rmsprop_epsilon", "adam_eps"):

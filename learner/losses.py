@@ -13,6 +13,7 @@ import torch
 from torch.nn import functional as F
 
 REWARD_CLIPPINGS = ("abs_one", "soft_asymmetric", "none")
+POLICY_LOSSES = ("vtrace", "clipped")
 
 
 def clip_rewards(rewards: torch.Tensor, mode: str) -> torch.Tensor:
@@ -68,6 +69,23 @@ def policy_gradient_loss(logits: torch.Tensor, actions: torch.Tensor,
     return (cross_entropy.view_as(advantages) * advantages.detach()).sum()
 
 
+def clipped_policy_loss(logits: torch.Tensor, behaviour_logits: torch.Tensor, actions: torch.Tensor,
+                        advantages: torch.Tensor, clip: float) -> torch.Tensor:
+    """APPO's clipped-ratio surrogate (Sample Factory, ``--ppo_clip_ratio``, default 0.1):
+    ``-sum min(r_t A_t, clip(r_t, 1 / (1 + clip), 1 + clip) A_t)`` with the ratio
+    ``r_t = pi(a_t|x_t) / mu(a_t|x_t)`` of the target and behaviour policies (gradient through pi
+    only) and the advantages A ``[T, B]`` (constants; here V-trace's). Sample Factory's symmetric-in-log
+    bounds ``[1 / (1 + clip), 1 + clip]``, not PPO's ``[1 - clip, 1 + clip]``.
+    logits, behaviour_logits ``[T, B, A]``; actions int64 ``[T, B]``."""
+    log_pi = -F.cross_entropy(logits.flatten(0, 1), actions.flatten(), reduction="none").view_as(advantages)
+    log_mu = -F.cross_entropy(behaviour_logits.flatten(0, 1).detach(), actions.flatten(),
+                              reduction="none").view_as(advantages)
+    ratio = (log_pi - log_mu).exp()
+    high = 1.0 + clip
+    advantages = advantages.detach()
+    return -torch.minimum(ratio * advantages, ratio.clamp(1.0 / high, high) * advantages).sum()
+
+
 def baseline_loss(vs: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``0.5 * sum (vs - V)^2``; vs ``[T, B]`` is a target (no gradient)."""
     return 0.5 * (vs.detach() - values).square().sum()
@@ -88,9 +106,14 @@ class Losses(NamedTuple):
 
 def impala_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
                 vs: torch.Tensor, pg_advantages: torch.Tensor, *,
-                baseline_cost: float, entropy_cost: float) -> Losses:
-    """The total loss and its parts; logits ``[T, B, A]``, the rest ``[T, B]``."""
-    pg = policy_gradient_loss(logits, actions, pg_advantages)
+                baseline_cost: float, entropy_cost: float,
+                behaviour_logits: torch.Tensor | None = None, clip: float | None = None) -> Losses:
+    """The total loss and its parts; logits ``[T, B, A]``, the rest ``[T, B]``. With ``clip`` (and
+    ``behaviour_logits`` ``[T, B, A]``) the policy term is ``clipped_policy_loss`` instead of IMPALA's."""
+    if clip is None:
+        pg = policy_gradient_loss(logits, actions, pg_advantages)
+    else:
+        pg = clipped_policy_loss(logits, behaviour_logits, actions, pg_advantages, clip)
     base = baseline_loss(vs, values)
     ent = entropy(logits)
     return Losses(pg + baseline_cost * base - entropy_cost * ent, pg, base, ent)

@@ -49,6 +49,7 @@ class Reporter:
         self.unrolls_used = 0       # unrolls accepted by the learner (whole ones only)
         self.unrolls_dropped = 0    # unrolls lost: pending on a failed actor, or of the wrong length
         self._sums: dict[str, torch.Tensor] = {}
+        self._per_task: dict[str, torch.Tensor] = {}   # latest [K] learner metrics, e.g. popart_mu
         self._steps = 0
         self._lag_sum = 0.0
         self._reset_fetches()
@@ -74,6 +75,9 @@ class Reporter:
     def add_step(self, metrics: Mapping[str, torch.Tensor], policy_lag: float) -> None:
         for k, v in metrics.items():
             v = v.detach().float()
+            if v.dim() == 1:     # one value per task (PopArt's "popart_mu" [K]): the latest is reported
+                self._per_task[k] = v
+                continue
             self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
         self._steps += 1
         self._lag_sum += policy_lag
@@ -157,6 +161,7 @@ class Reporter:
             "actor_restarts": self.actor_restarts, "unrolls_used": self.unrolls_used,
             "unrolls_dropped": self.unrolls_dropped, "tasks": per_task, "learner": learner,
         }
+        record.update(self._per_task_record())
         self.metrics_file.write(json.dumps(_finite(record)) + "\n")
         self._write_tensorboard(record, frames)
         if self._diagnostics is not None:
@@ -165,6 +170,17 @@ class Reporter:
         self._sums, self._steps, self._lag_sum = {}, 0, 0.0
         self._reset_fetches()
         self._last_time, self._last_frames = now, frames
+        return record
+
+    def _per_task_record(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{"popart": {task: {"mu": .., "sigma": ..}}}`` from the latest ``popart_mu``/``popart_sigma``
+        ``[K]`` metrics (a name ``group_field``); empty without such metrics."""
+        record: dict[str, dict[str, dict[str, float]]] = {}
+        for key, vector in self._per_task.items():
+            group, field = key.split("_", 1)
+            values = vector.cpu().tolist()
+            for t in self.task_ids:
+                record.setdefault(group, {}).setdefault(self.task_name(t), {})[field] = values[t]
         return record
 
     def _reset_fetches(self) -> None:
@@ -189,6 +205,10 @@ class Reporter:
             w.add_scalar(f"task/{name}/episode_length", v["length"], step)
         for key, value in r["learner"].items():
             w.add_scalar(f"learner/{key}", value, step)
+        for group in {key.split("_", 1)[0] for key in self._per_task}:
+            for task, fields in r[group].items():
+                for field, value in fields.items():
+                    w.add_scalar(f"{group}/{task}/{field}", value, step)
         w.flush()
 
     def _write_diagnostics(self, frames: int, updates: int) -> None:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from learner.losses import baseline_loss, clip_rewards, entropy, impala_loss, policy_gradient_loss
+from learner.losses import baseline_loss, clip_rewards, clipped_policy_loss, entropy, impala_loss, policy_gradient_loss
 
 
 def test_reward_clipping_hand_values():
@@ -43,3 +43,28 @@ def test_targets_carry_no_gradient():
     out.total.backward()
     assert advantages.grad is None and vs.grad is None
     torch.testing.assert_close(values.grad, 0.5 * (values - vs).detach())
+
+
+def test_clipped_policy_loss_hand_values():
+    """pi = (0.6, 0.4), mu = (0.5, 0.5): ratio 1.2 for action 0, 0.8 for action 1; clip 0.1 bounds the
+    ratio to [1/1.1, 1.1]. Per entry min(r A, clip(r) A):
+    a=0, A=+2: min(2.4, 2.2) = 2.2 (clipped);  a=0, A=-1: min(-1.2, -1.1) = -1.2;
+    a=1, A=+1: min(0.8, 0.909) = 0.8;          a=1, A=-3: min(-2.4, -3/1.1) = -2.7273 (clipped).
+    Loss = -(2.2 - 1.2 + 0.8 - 3/1.1) = 0.92727; a clipped entry passes no gradient."""
+    logits = torch.log(torch.tensor([0.6, 0.4])).expand(1, 4, 2).clone().requires_grad_(True)   # T=1, B=4
+    behaviour = torch.log(torch.tensor([0.5, 0.5])).expand(1, 4, 2)
+    actions = torch.tensor([[0, 0, 1, 1]])
+    advantages = torch.tensor([[2.0, -1.0, 1.0, -3.0]])
+    loss = clipped_policy_loss(logits, behaviour, actions, advantages, clip=0.1)
+    assert loss.item() == pytest.approx(-(2.2 - 1.2 + 0.8 - 3 / 1.1), rel=1e-6)
+    loss.backward()
+    grad = logits.grad[0]
+    torch.testing.assert_close(grad[0], torch.zeros(2))            # clipped: no gradient
+    torch.testing.assert_close(grad[3], torch.zeros(2))
+    # unclipped: d(-r A)/d logits = -A r (onehot(a) - pi)
+    torch.testing.assert_close(grad[1], torch.tensor([1.2 * 0.4, -1.2 * 0.4]))
+    torch.testing.assert_close(grad[2], -1.0 * 0.8 * torch.tensor([-0.6, 0.6]))
+    # through impala_loss (policy_loss=clipped) the policy term is this surrogate
+    losses = impala_loss(logits.detach(), torch.zeros(1, 4), actions, torch.zeros(1, 4), advantages,
+                         baseline_cost=0.5, entropy_cost=0.0, behaviour_logits=behaviour, clip=0.1)
+    assert losses.pg.item() == pytest.approx(loss.item())

@@ -137,3 +137,34 @@ def test_options_validated_and_step_runs():
                       total_frames=1000, action_repeat=1, device="cpu")
     metrics = learner.step(truncated_alignment_batch())
     assert all(torch.isfinite(m) for m in metrics.values())
+
+
+def test_clipped_policy_loss_in_the_unroll_against_a_naive_loop():
+    """policy_loss=clipped: the policy term is -sum min(r A, clip(r, 1/1.1, 1.1) A) with V-trace's
+    advantages A and r = pi/mu, entry by entry; the value and entropy terms are IMPALA's."""
+    import test_learner_boundaries as tb
+
+    g = torch.Generator().manual_seed(5)
+    batch = tb.make_batch(seed=2)
+    logits = batch["behaviour_logits"] + 0.15 * torch.randn(tb.T + 1, tb.B, tb.A, generator=g)   # near-on-policy
+    values = torch.randn(tb.T + 1, tb.B, generator=g)
+    vtrace_cfg = LearnerConfig(discount=tb.GAMMA)
+    cfg = LearnerConfig(discount=tb.GAMMA, policy_loss="clipped", policy_clip=0.1)
+    output, _ = tb.TableAgent(logits, values)(agent_input_from_unroll(batch), None)
+    out, ref = unroll_loss(output, batch, cfg), unroll_loss(output, batch, vtrace_cfg)
+    _, adv, log_rhos = tb.naive_vtrace(batch, logits, values)
+    expected, clipped = 0.0, 0
+    for t in range(tb.T):
+        for b in range(tb.B):
+            r, a = math.exp(float(log_rhos[t, b])), float(adv[t, b])
+            bounded = min(max(r, 1 / 1.1), 1.1)
+            clipped += bounded != r
+            expected -= min(r * a, bounded * a)
+    assert out.losses.pg.item() == pytest.approx(expected, rel=1e-5)
+    assert 0 < clipped < tb.T * tb.B            # some entries clipped, some not: both branches seen
+    assert out.losses.baseline.item() == ref.losses.baseline.item()
+    assert out.losses.entropy.item() == ref.losses.entropy.item()
+    with pytest.raises(ValueError, match="learner.policy_loss='ppo' is not one of vtrace, clipped"):
+        LearnerConfig(policy_loss="ppo")
+    with pytest.raises(ValueError, match="learner.policy_clip=0 must be a number > 0"):
+        LearnerConfig(policy_clip=0)
