@@ -11,6 +11,7 @@ lines the caller passes (``analysis.references``).
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -22,6 +23,14 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 COLORS = {"shared": "tab:gray", "multihead": "tab:blue", "taskid_mi": "tab:red", "learnt_mi": "tab:green"}
+EXTRA_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black")   # purple: reference lines
+
+
+def palette(labels) -> dict[str, str]:
+    """A distinct colour per label: the four heads keep theirs, every other label (``shared+popart``,
+    an ablation) takes the next unused colour in sorted order, so all figures of a report agree."""
+    others = sorted(set(labels) - set(COLORS))
+    return {**COLORS, **{label: EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, label in enumerate(others)}}
 FONT = 10          # every legend, tick and caption: >= 9 pt
 SIMILARITY_KEYS = {"context_similarity": "all steps",
                    "context_similarity_before_reward": "before the first reward",
@@ -86,13 +95,12 @@ def _clip(values: np.ndarray, feasible: tuple[float | None, float | None]) -> np
     return np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
 
 
-def _draw(ax, label: str, frames, values, style: Curves) -> bool:
+def _draw(ax, label: str, color: str, frames, values, style: Curves) -> bool:
     got = on_grid(frames, values)
     if got is None:
         return False
     grid, curves = got
     mean, low, high = bootstrap_band(curves, reps=style.reps, seed=style.seed)
-    color = COLORS.get(label)
     for seed_curve in curves:
         ax.plot(grid, seed_curve, color=color, lw=0.8, alpha=0.5)
     ax.plot(grid, mean, label=f"{label} (n={curves.shape[0]})", color=color, lw=2.0)
@@ -130,7 +138,8 @@ def _finish(fig, text: str, path: str, dpi: int = 110) -> None:
 def learning_curves(path: str, groups: Mapping[str, Sequence], title: str, style: Curves) -> bool:
     """Mean capped score vs env frames, one colour per head. False (nothing written) without curves."""
     fig, ax = plt.subplots(figsize=(8, 5.6))
-    drawn = [_draw(ax, head, [r.curve.frames for r in runs], [r.curve.capped for r in runs], style)
+    colors = palette(groups)
+    drawn = [_draw(ax, head, colors[head], [r.curve.frames for r in runs], [r.curve.capped for r in runs], style)
              for head, runs in groups.items()]
     if not any(drawn):
         plt.close(fig)
@@ -138,7 +147,7 @@ def learning_curves(path: str, groups: Mapping[str, Sequence], title: str, style
     reference_lines(ax, style.references)
     frames_axis(ax)
     ax.set_ylabel("mean capped score (training episodes)", fontsize=FONT)
-    ax.set_title(title, fontsize=FONT + 1)
+    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=FONT + 1)   # 8 task names do not fit one line
     ax.tick_params(labelsize=FONT)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=FONT, loc="center right")
@@ -154,10 +163,11 @@ def task_curves(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
     rows = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 1.2), squeeze=False, sharey=True)
     drawn = False
+    colors = palette(groups)
     panel = Curves(style.window, style.budget, (style.feasible[0], None), {}, style.reps, style.seed)
     for ax, task in zip(axes.ravel(), tasks):
         for head, runs in groups.items():
-            drawn |= _draw(ax, head, [r.curve.frames for r in runs], [r.curve.tasks[task] for r in runs], panel)
+            drawn |= _draw(ax, head, colors[head], [r.curve.frames for r in runs], [r.curve.tasks[task] for r in runs], panel)
         reference_lines(ax, (task_references or {}).get(task, {}))
         ax.set_title(task, fontsize=FONT + 1)
         frames_axis(ax)
@@ -182,12 +192,13 @@ def aggregate_intervals(path: str, rows: Sequence[Mapping], method: str) -> None
     <= 100 for the capped mean), the point estimate, and the numbers. A degenerate interval
     (low == high) is labelled as such."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.7 * len(rows) + 2.4), squeeze=False)
+    colors = palette(r["head"] for r in rows)
     for ax, (key, label, high_cap) in zip(axes[0], (("mean_capped", "mean capped score", 100.0),
                                                     ("iqm", "IQM of normalised scores", None))):
         texts, ends = [], [0.0, 100.0]
         for i, r in enumerate(rows):
             low, high = _clip(np.array([r[f"{key}_low"], r[f"{key}_high"]]), (None, high_cap))
-            ax.barh(i, max(high - low, 0.0), left=low, height=0.5, color=COLORS.get(r["head"]), alpha=0.45)
+            ax.barh(i, max(high - low, 0.0), left=low, height=0.5, color=colors[r["head"]], alpha=0.45)
             ax.plot([r[key]], [i], "o", color="black", ms=5)
             note = " (degenerate)" if r[f"{key}_low"] == r[f"{key}_high"] else ""
             texts.append(f"{r[key]:.1f} [{low:.1f}, {high:.1f}]{note}")
@@ -238,6 +249,7 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
     heads = {h: runs for h, runs in heads.items() if runs}
     if not heads:
         return False
+    colors = palette(groups)
     keys = [k for k in SIMILARITY_KEYS if any(_matrix(r.diagnostics[-1], k) is not None
                                               for runs in heads.values() for r in runs)]
     logged = {(h, k): [m for r in runs if (m := _matrix(r.diagnostics[-1], k)) is not None]
@@ -263,7 +275,7 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
                                     for d in r.diagnostics]) for r in runs]
                 got = on_grid(frames, values)
                 if got is not None:
-                    ax.plot(got[0], got[1].mean(axis=0), dash, color=COLORS.get(head), label=f"{head} {task}")
+                    ax.plot(got[0], got[1].mean(axis=0), dash, color=colors[head], label=f"{head} {task}")
         frames_axis(ax)
         ax.set_title(f"{key.replace('_', ' ')} per task (mean over seeds)", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
@@ -279,7 +291,7 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
     if probes:
         ax = fig.add_subplot(grid[n_rows - 1, 0:cols])
         for i, (head, values) in enumerate(probes.items()):
-            ax.plot([v for _, v in values], [i] * len(values), "o", color=COLORS.get(head), ms=7, alpha=0.7)
+            ax.plot([v for _, v in values], [i] * len(values), "o", color=colors[head], ms=7, alpha=0.7)
             for seed, v in values:
                 ax.annotate(str(seed), (v, i + 0.12), fontsize=FONT - 1, ha="center")
         ax.axvline(1.0 / len(tasks), color="black", ls=":", lw=0.8)

@@ -233,3 +233,15 @@ def test_bad_input_is_refused_before_writing(grid, tmp_path, capsys):
     assert not os.path.exists(out)
     with pytest.raises(ReportError):
         load_runs([])
+
+
+def test_every_label_of_a_figure_gets_its_own_colour():
+    """Variants of a head (``shared+popart``) must not reuse a head's colour (they did: the legend
+    showed two grey and two red lines)."""
+    from analysis.plots import COLORS, palette
+
+    labels = ["shared", "taskid_mi", "shared+popart", "taskid_mi+popart", "taskid_mi+onehot"]
+    colors = palette(labels)
+    assert len({colors[label] for label in labels}) == len(labels)
+    assert all(colors[h] == COLORS[h] for h in ("shared", "taskid_mi"))
+    assert palette(reversed(labels)) == colors        # the same in every figure of a report
