@@ -11,6 +11,7 @@ from learner.losses import REWARD_CLIPPINGS
 
 OPTIMIZERS = ("rmsprop", "adam")
 PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class LearnerConfig:
     entropy_cost: float = 0.0033391318945337044   # weight of the entropy bonus (subtracted)
     optimizer: str = "rmsprop"           # rmsprop (TF1 semantics, learner/rmsprop.py) | adam
     learning_rate: float = 0.00031866995608948655  # initial LR, annealed linearly to 0 over the frame budget
+    lr_schedule: str = "linear"          # linear (IMPALA: anneal to 0 at total_frames) | constant (learning_rate throughout)
     rmsprop_decay: float = 0.99          # ms <- decay * ms + (1 - decay) g^2
     rmsprop_momentum: float = 0.0        # TF RMSProp momentum (0 = none, as in the reference release)
     rmsprop_epsilon: float = 0.1         # inside the sqrt: g / sqrt(ms + epsilon)
@@ -43,6 +45,7 @@ class LearnerConfig:
         _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")

@@ -21,19 +21,23 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: LearnerConfig) ->
 
 class LinearDecay:
     """``lr(frames) = lr0 * max(0, 1 - frames / total_frames)``; the state is the frame counter.
+    ``constant=True`` (``learner.lr_schedule=constant``): ``lr(frames) = lr0`` throughout.
 
     Host-side Python numbers only: setting the rate on the optimizer costs no device sync.
     """
 
-    def __init__(self, initial_learning_rate: float, total_frames: int):
+    def __init__(self, initial_learning_rate: float, total_frames: int, constant: bool = False):
         if total_frames <= 0:
             raise ValueError(f"total_frames={total_frames} must be positive")
         self.initial_learning_rate = initial_learning_rate
         self.total_frames = total_frames
+        self.constant = constant
         self.frames = 0
 
     @property
     def learning_rate(self) -> float:
+        if self.constant:
+            return self.initial_learning_rate
         return self.initial_learning_rate * max(0.0, 1.0 - self.frames / self.total_frames)
 
     def apply(self, optimizer: torch.optim.Optimizer) -> float:
