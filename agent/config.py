@@ -22,7 +22,7 @@ class AgentConfig:
     context_size: int = 64         # size of the MI context c (taskid_mi, learnt_mi)
     context_hidden: int = 128      # hidden width of the context MLP (0 = a single linear layer)
     mi_form: str = "full"          # full | diagonal | scalar approximation of W'(z)
-    # The MI layer reads its context as s * z: "1" | "1/sqrt(C)" | "1/C" | "auto" (by learner.optimizer:
+    # The MI layer reads its context as s * z: "1" | "1/sqrt(C)" | "1/C" | "auto" (MI heads, by learner.optimizer:
     # adam 1/C, rmsprop 1/sqrt(C); agent/multiplicative.py). Default 1/C: what checkpoints before this field used.
     mi_context_scale: str = "1/C"
     # taskid_mi's context: mlp (relu(MLP(onehot(task id)))) | onehot (the raw one-hot id, no MLP:
@@ -53,9 +53,13 @@ class AgentConfig:
 
 
 def resolve_context_scale(cfg: AgentConfig, optimizer: str) -> AgentConfig:
-    """``cfg`` with ``mi_context_scale="auto"`` replaced by the scale chosen for ``optimizer``."""
+    """``cfg`` with ``mi_context_scale="auto"`` replaced by the scale chosen for ``optimizer``; for the
+    heads without an MI layer (shared, multihead) by the default 1/C, which they ignore, so their saved
+    configs (and resumes of older runs) do not change with the optimizer."""
     if cfg.mi_context_scale != "auto":
         return cfg
+    if cfg.head not in ("taskid_mi", "learnt_mi"):
+        return replace(cfg, mi_context_scale="1/C")
     if optimizer not in AUTO_CONTEXT_SCALE:
         raise ValueError(f"agent.mi_context_scale=auto has no choice for optimizer {optimizer!r}; "
                          f"set agent.mi_context_scale to one of {', '.join(MI_CONTEXT_SCALES[:-1])}")

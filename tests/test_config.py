@@ -78,7 +78,7 @@ def test_incompatible_changes_are_network_tasks_and_optimizer():
     bad, _ = incompatible_changes(base, load_config(None, ["suite=dmlab30"]))
     assert bad == ["env.suite"]
     bad, _ = incompatible_changes(base, load_config(None, ["learner.optimizer=rmsprop"]))
-    assert bad == ["agent.mi_context_scale", "learner.optimizer"]     # auto: adam 1/C, rmsprop 1/sqrt(C)
+    assert bad == ["learner.optimizer"]
     bad, other = incompatible_changes(base, load_config(None, ["total_frames=99999999", "num_actors=5"]))
     assert bad == [] and other == []
     bad, other = incompatible_changes(base, load_config(None, ["learning_rate=0.1"]))

@@ -8,7 +8,7 @@ import torch
 from agent.config import AUTO_CONTEXT_SCALE, AgentConfig
 from agent.heads import MultiHead, TaskIdMIHead
 from agent.multiplicative import MultiplicativeLayer
-from configs.schema import config_from_dict, load_config
+from configs.schema import config_from_dict, incompatible_changes, load_config
 from learner.config import LearnerConfig
 from learner.step import Learner
 from tests.test_learner_step import random_batch, small_agent
@@ -54,13 +54,20 @@ def test_one_hot_context_is_refused_for_other_heads_and_bad_values_are_named():
 
 def test_auto_resolves_per_optimizer_and_old_configs_keep_1_over_c(tmp_path):
     for optimizer, expected in AUTO_CONTEXT_SCALE.items():
-        cfg = load_config(None, [f"learner.optimizer={optimizer}", "agent.mi_context_scale=auto"])
-        assert cfg.agent.mi_context_scale == expected
+        for head in ("taskid_mi", "learnt_mi"):
+            cfg = load_config(None, [f"learner.optimizer={optimizer}", "agent.mi_context_scale=auto", f"head={head}"])
+            assert cfg.agent.mi_context_scale == expected
+        for head in ("shared", "multihead"):        # no MI layer: the default, whatever the optimizer
+            cfg = load_config(None, [f"learner.optimizer={optimizer}", "agent.mi_context_scale=auto", f"head={head}"])
+            assert cfg.agent.mi_context_scale == "1/C"
+    bad, _ = incompatible_changes(load_config(None, ["head=taskid_mi"]),
+                                  load_config(None, ["head=taskid_mi", "learner.optimizer=rmsprop"]))
+    assert bad == ["agent.mi_context_scale", "learner.optimizer"]        # resuming would change the function
     assert AUTO_CONTEXT_SCALE == {"adam": "1/C", "rmsprop": "1/sqrt(C)"}
     assert load_config(None, ["agent.mi_context_scale=1"]).agent.mi_context_scale == "1"   # YAML int
     # the shipped configs ask for auto; a saved config written before the field existed (no key) is 1/C,
     # the scale its checkpoint was trained with, whatever its optimizer
-    dmlab = load_config("configs/dmlab30.yaml", [])
+    dmlab = load_config("configs/dmlab30.yaml", ["head=learnt_mi"])
     assert dmlab.agent.mi_context_scale == "1/sqrt(C)"
     old = dmlab.to_dict()
     del old["agent"]["mi_context_scale"], old["agent"]["mi_context"]
