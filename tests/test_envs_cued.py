@@ -99,3 +99,23 @@ def test_no_task_id_optimum_is_1_5_a_score_of_75():
     spec = get_suite("embedded").task("collect_green")
     score = 100 * (mean - spec.random_score) / (spec.human_score - spec.random_score)
     assert score == pytest.approx(100 * 1.505 / 2.005) and round(score, 1) == 75.1
+
+
+def test_a_report_reads_the_cued_tasks_scores(tmp_path):
+    """analysis.runs builds the run's suite with its env.options: the cued names are its tasks."""
+    import json
+
+    import yaml
+
+    from analysis.runs import load_run
+    from configs.schema import load_config
+
+    cfg = load_config(None, ["env.options.cued=true", "tasks=[collect_green_cued,collect_red_cued]",
+                             f"logdir={tmp_path}"])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    tasks = {"collect_green_cued": {"return": 1.0, "score": 50.0, "episodes": 3, "length": 20},
+             "collect_red_cued": {"return": 2.0, "score": 100.0, "episodes": 3, "length": 20}}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"frames": 640, "mean_capped_score": 75.0, "tasks": tasks}) + "\n")
+    run = load_run(str(tmp_path))
+    assert run.tasks == ("collect_green_cued", "collect_red_cued")
+    assert run.scores == {"collect_green_cued": 50.0, "collect_red_cued": 100.0}
