@@ -3,7 +3,7 @@
 Usage: python docs/results/mi-context-scale/summarize.py [OUT (default runs/mi-context-scale)]
 Prints a markdown table and writes OUT/run_scores.csv. The unit is the run (one run trains both
 tasks): a run's score is its mean capped score over the two tasks, from its evaluation
-(LOGDIR/eval/*/results.json) or, where there is none yet, its last training window (said per run).
+(LOGDIR/eval/*/results.json) or, where there is none yet, its last training window (said per run); unfinished runs are listed and not counted.
 Tests: per optimizer, each taskid_mi scale against multihead and the three scales pairwise, an exact
 two-sided permutation test of the difference in mean run scores (every relabelling enumerated),
 Holm's correction over all tests of that optimizer. Written here because analysis/stats.py had no
@@ -18,6 +18,7 @@ import os
 import sys
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 from analysis.runs import load_run  # noqa: E402
@@ -52,6 +53,11 @@ def main(out: str) -> None:
                 if not os.path.exists(os.path.join(path, "metrics.jsonl")):
                     continue
                 run = load_run(path)
+                with open(os.path.join(path, "config.yaml")) as f:
+                    total = int(yaml.safe_load(f)["run"]["total_frames"])
+                if run.frames < total:          # still training (or stopped): not counted
+                    print(f"not counted (unfinished, {run.frames:,} of {total:,} frames): {path}")
+                    continue
                 score = float(np.mean([min(s, 100.0) for s in run.scores.values()]))
                 rows.append(dict(optimizer=optimizer, cell=label, seed=run.seed, frames=run.frames,
                                  score=score, source=run.source, **{f"score_{t}": v for t, v in run.scores.items()}))
