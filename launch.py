@@ -69,8 +69,9 @@ def build_suite(cfg: Any):
     names = [t.name for t in suite.tasks]
     for name in cfg.env.tasks:
         if name not in names:
+            hint = "; set env.options.cued=true for the cued pair" if name.endswith("_cued") else ""
             raise ConfigError(f"env.tasks names {name!r}, which is not a task of suite {cfg.env.suite!r}; "
-                              f"its tasks are: {', '.join(names)}")
+                              f"its tasks are: {', '.join(names)}{hint}")
     task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
     if cfg.env.suite == "dmlab30":
         from envs.dmlab_checks import check_dmlab30_run

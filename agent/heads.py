@@ -7,7 +7,8 @@ branches on the head type.
 * ``shared``:    one linear layer S -> A + 1 for every task.
 * ``multihead``: one linear policy + value head per task (weights ``[K, S, A + 1]``); each row uses
   the head of its task id, so only that head gets its gradient.
-* ``taskid_mi``: ``c = relu(MLP(onehot(task_id)))``; ``(logits, value) = MI(h, c)``.
+* ``taskid_mi``: ``c = relu(MLP(onehot(task_id)))``; ``(logits, value) = MI(h, c)``
+  (``agent.mi_context=onehot``: ``c = onehot(task_id)``, the ablation without the context MLP).
 * ``learnt_mi``: ``c = relu(MLP(h))``; ``(logits, value) = MI(h, c)``; never sees the task id.
 
 The two MI heads also expose ``contexts(h, task_id) -> c [T, B, C]`` and their layer ``mi`` (for
@@ -89,16 +90,27 @@ def context_mlp(in_features: int, hidden: int, out_features: int,
 
 
 class TaskIdMIHead(nn.Module):
-    """``c = relu(MLP(onehot(task_id)))``; ``[logits, value] = MI(h, c)`` (one MI layer, A + 1 outputs)."""
+    """``c = relu(MLP(onehot(task_id)))``; ``[logits, value] = MI(h, c)`` (one MI layer, A + 1 outputs).
+
+    ``cfg.mi_context == "onehot"`` (ablation): ``c = onehot(task_id)`` itself (C = K, no MLP, no
+    ``context`` module), so ``MI(h, c) = (s W[k] + V) h + s U[k] + b`` for task k: per-task linear
+    heads plus a shared linear layer, exactly (tests/test_agent_heads.py)."""
 
     def __init__(self, cfg: AgentConfig, core_size: int, num_actions: int, num_tasks: int):
         super().__init__()
         self.num_tasks = num_tasks
-        self.context = context_mlp(num_tasks, cfg.context_hidden, cfg.context_size, one_hot_input=True)
-        self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
+        self.one_hot_context = cfg.mi_context == "onehot"
+        if self.one_hot_context:
+            context_size = num_tasks
+        else:
+            context_size = cfg.context_size
+            self.context = context_mlp(num_tasks, cfg.context_hidden, cfg.context_size, one_hot_input=True)
+        self.mi = MultiplicativeLayer(core_size, context_size, num_actions + 1, cfg.mi_form,
+                                      cfg.mi_context_scale)
 
     def contexts(self, h: torch.Tensor, task_id: torch.Tensor) -> torch.Tensor:
-        return self.context(F.one_hot(task_id, self.num_tasks).to(h.dtype))
+        one_hot = F.one_hot(task_id, self.num_tasks).to(h.dtype)
+        return one_hot if self.one_hot_context else self.context(one_hot)
 
     def forward(self, h: torch.Tensor, task_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _split(self.mi(h, self.contexts(h, task_id)))
@@ -110,7 +122,8 @@ class LearntMIHead(nn.Module):
     def __init__(self, cfg: AgentConfig, core_size: int, num_actions: int):
         super().__init__()
         self.context = context_mlp(core_size, cfg.context_hidden, cfg.context_size)
-        self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form)
+        self.mi = MultiplicativeLayer(core_size, cfg.context_size, num_actions + 1, cfg.mi_form,
+                                      cfg.mi_context_scale)
 
     def contexts(self, h: torch.Tensor, task_id: torch.Tensor) -> torch.Tensor:
         return self.context(h)

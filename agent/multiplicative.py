@@ -14,8 +14,14 @@ Forms (all share ``V`` [O, I], ``b`` [O] and ``U`` [C, O]; ``b'(z) = z^T U + b``
 * ``scalar``:   ``y = s(z) (V x) + z^T U + b`` with one generated scale ``s(z) = z^T w + s0``
   (w ``[C]``, s0 a scalar), i.e. ``W'(z) = s(z) V``: one generated scale and a generated bias.
 
-Context scale: every form reads the context as ``z / C`` (``context_scale = 1 / C``), i.e. a mean
-over the C context units rather than a sum; the formulas above hold with z replaced by ``z / C``.
+Context scale: every form reads the context as ``s z`` (``context_scale`` s: ``"1"``, ``"1/sqrt(C)"``
+or ``"1/C"``, ``AgentConfig.mi_context_scale``); the formulas above hold with z replaced by ``s z``.
+Which s suits an optimizer (the paragraphs below are the 1/C case, chosen for Adam): one step moves
+the multiplicative terms, relative to what it moves a linear layer's ``V x`` by, by about
+``s ||z||_1`` under Adam (every parameter moves ~lr, so 1/C keeps the ratio O(mean |z|)) and by about
+``s^2 ||z||_2^2`` under an SGD-like step (TF RMSProp with epsilon 0.1 and small gradients:
+lr g / sqrt(ms + 0.1), so 1/sqrt(C) keeps it O(mean z^2)); tests/test_mi_scale.py measures both.
+Default 1/C (the only scale of earlier checkpoints): a mean over the C context units rather than a sum.
 This changes no function the layer can represent (W, U, A and w absorb the factor) but it changes
 how fast an optimiser with per-parameter step sizes (Adam, RMSProp) moves them: one step of size
 lr on every element of W moves ``z^T W x`` by up to ``lr ||z||_1 ||x||_1``, C times what the same step
@@ -26,11 +32,11 @@ multi-head solved it (docs/results/embedded-heads/README.md).
 
 Initialisation (the multiplicative term is live from the start, at the same scale as ``V x`` for
 unit-scale z): ``V`` and ``b`` as ``nn.Linear``'s default (``U(-1/sqrt(I), 1/sqrt(I))``).
-``U ~ C U(-1/sqrt(C), 1/sqrt(C))``, so ``(z / C)^T U`` has the variance of the default
-``z^T U``. ``full``: ``W ~ C U(-1/sqrt(C*I), 1/sqrt(C*I))``: the bilinear term sums C*I products,
-so with fan-in C*I, ``(z / C)^T W x`` has the variance of ``V x`` times the mean square of z.
+``U ~ (1/s) U(-1/sqrt(C), 1/sqrt(C))``, so ``(s z)^T U`` has the variance of the default
+``z^T U`` whatever s is. ``full``: ``W ~ (1/s) U(-1/sqrt(C*I), 1/sqrt(C*I))``: the bilinear term sums
+C*I products, so with fan-in C*I, ``(s z)^T W x`` has the variance of ``V x`` times the mean square of z.
 ``diagonal``/``scalar``: ``a0 = 1``, ``s0 = 1`` (the layer starts as a linear layer plus a
-context-dependent modulation) and ``A``, ``w ~ C U(-1/sqrt(C), 1/sqrt(C))`` so the generated gate
+context-dependent modulation) and ``A``, ``w ~ (1/s) U(-1/sqrt(C), 1/sqrt(C))`` so the generated gate
 varies by O(mean |z|) around one, never zero-initialised.
 """
 from __future__ import annotations
@@ -43,18 +49,28 @@ from torch import nn
 from agent.config import MI_FORMS
 
 
+def context_scale_value(scale: str, context_features: int) -> float:
+    """The number s of a context scale name (``"1"``, ``"1/sqrt(C)"``, ``"1/C"``) for C context units."""
+    values = {"1": 1.0, "1/sqrt(C)": 1.0 / math.sqrt(context_features), "1/C": 1.0 / context_features}
+    if scale not in values:
+        raise ValueError(f"context scale {scale!r} is not one of {', '.join(values)} "
+                         f"('auto' is resolved by the config, configs/schema.py)")
+    return values[scale]
+
+
 class MultiplicativeLayer(nn.Module):
     """``forward(x [..., in_features], z [..., context_features]) -> [..., out_features]``."""
 
     def __init__(self, in_features: int, context_features: int, out_features: int,
-                 form: str = "full") -> None:
+                 form: str = "full", context_scale: str = "1/C") -> None:
         super().__init__()
         if form not in MI_FORMS:
             raise ValueError(f"form={form!r} is not one of {', '.join(MI_FORMS)}")
         self.in_features, self.context_features, self.out_features = (
             in_features, context_features, out_features)
         self.form = form
-        self.context_scale = 1.0 / context_features    # z enters as z / C (see the module docstring)
+        self.context_scale_name = context_scale
+        self.context_scale = context_scale_value(context_scale, context_features)  # z enters as s z
         self.linear = nn.Linear(in_features, out_features)                  # V x + b
         self.context = nn.Linear(context_features, out_features, bias=False)  # z^T U (weight = U^T)
         if form == "full":
@@ -69,10 +85,11 @@ class MultiplicativeLayer(nn.Module):
 
     def reset_multiplicative_parameters(self) -> None:
         c = self.context_features
-        bound = c / math.sqrt(c)                      # C x nn.Linear's default bound for fan-in C
+        inverse = {"1": 1.0, "1/sqrt(C)": math.sqrt(c), "1/C": float(c)}[self.context_scale_name]  # 1/s
+        bound = inverse / math.sqrt(c)                # 1/s x nn.Linear's default bound for fan-in C
         nn.init.uniform_(self.context.weight, -bound, bound)
         if self.form == "full":
-            full_bound = c / math.sqrt(c * self.in_features)
+            full_bound = inverse / math.sqrt(c * self.in_features)
             nn.init.uniform_(self.weight, -full_bound, full_bound)
         elif self.form == "diagonal":
             nn.init.uniform_(self.gate_weight, -bound, bound)
@@ -126,8 +143,9 @@ class MultiplicativeLayer(nn.Module):
 
 
 # The layer's parametrization version, saved as checkpoints' "mi_parametrization" (learner/loop.py).
-# 1: the context was read as z (checkpoints written before the 1/C scale); 2: as z / C. A version-1
-# layer's function is the version-2 layer's with the parameters that multiply z scaled by C, exactly.
+# 1: the context was read as z (checkpoints written before the 1/C scale); 2: as s z with s from the
+# checkpoint's config (agent.mi_context_scale; a config without the field: 1/C). A version-1 layer's
+# function is the 1/C version-2 layer's with the parameters that multiply z scaled by C, exactly.
 PARAMETRIZATION = 2
 _CONTEXT_PARAMETERS = {"weight": 0, "context.weight": 1, "gate_weight": 0, "scale_weight": 0}
 

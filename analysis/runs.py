@@ -68,11 +68,11 @@ def _read_jsonl(path: str) -> list[dict]:
     return records
 
 
-def _task_names(suite: str, configured: list[str], records: list[dict]) -> tuple[str, ...]:
+def _task_names(suite: str, configured: list[str], records: list[dict], options: dict | None = None) -> tuple[str, ...]:
     try:
         from envs.suites import get_suite
 
-        names = get_suite(suite).task_names
+        names = get_suite(suite, **(options or {})).task_names    # options: e.g. embedded's cued pair
     except Exception:   # noqa: BLE001 (a suite that cannot be built here: use the names the run logged)
         names = tuple(dict.fromkeys(n for r in records for n in r.get("tasks", {})))
     return tuple(n for n in names if not configured or n in configured)
@@ -100,7 +100,7 @@ def load_run(path: str) -> RunData:
         cfg = yaml.safe_load(f) or {}
     records = _read_jsonl(os.path.join(path, "metrics.jsonl"))
     suite = cfg.get("env", {}).get("suite", "embedded")
-    tasks = _task_names(suite, list(cfg.get("env", {}).get("tasks") or []), records)
+    tasks = _task_names(suite, list(cfg.get("env", {}).get("tasks") or []), records, cfg.get("env", {}).get("options"))
     nan = float("nan")
     frames = np.array([r["frames"] for r in records], dtype=np.float64)
     capped = np.array([nan if r.get("mean_capped_score") is None else r["mean_capped_score"] for r in records])

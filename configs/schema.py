@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, resolve_context_scale
 from learner.config import LearnerConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -112,6 +112,9 @@ class TrainConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
+    def __post_init__(self) -> None:   # agent.mi_context_scale=auto -> the scale of learner.optimizer
+        object.__setattr__(self, "agent", resolve_context_scale(self.agent, self.learner.optimizer))
+
     def to_dict(self) -> dict[str, Any]:
         return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
 
@@ -156,6 +159,7 @@ RESUMABLE_CHANGES = {
     "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level", "env.options.dataset_path",
 }
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "env.options.action_repeat",
+                         "env.options.cued",
                          "learner.optimizer", "learner.popart", "run.seed")
 
 
@@ -363,6 +367,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         _check_finite(key, float(value))
         return float(value)
     if hint is str:
+        if isinstance(value, int) and not isinstance(value, bool):   # YAML reads "1" as an int
+            value = str(value)
         if not isinstance(value, str):
             raise ValueError(f"{key}={value!r} must be a string")
         return value

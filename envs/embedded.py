@@ -92,12 +92,33 @@ TASKS: tuple[EmbeddedTask, ...] = (
 )
 TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
+# The cued pair: collect_green / collect_red whose instruction names the good colour from the first
+# step ("collect the green balls"); same layouts, rewards and ends as the hidden pair under a seed,
+# so the same reference scores. The suite option ``cued=True`` puts them in place of the hidden
+# pair (same task ids 4 and 5, envs/suites.py).
+CUED_TASKS: tuple[EmbeddedTask, ...] = (
+    EmbeddedTask("collect_green_cued", "rooms", True, partial(CollectEnv, "green", cued=True),
+                 random_score=-0.005, solved_score=2.0),
+    EmbeddedTask("collect_red_cued", "rooms", True, partial(CollectEnv, "red", cued=True),
+                 random_score=-0.005, solved_score=2.0),
+)
+CUED_REPLACES = {"collect_green": "collect_green_cued", "collect_red": "collect_red_cued"}
+
+
+def suite_tasks(cued: bool = False) -> tuple[EmbeddedTask, ...]:
+    """The suite's 8 tasks in task-id order; ``cued``: the cued pair in place of the hidden one."""
+    if not cued:
+        return TASKS
+    by_name = {task.name: task for task in CUED_TASKS}
+    return tuple(by_name[CUED_REPLACES[t.name]] if t.name in CUED_REPLACES else t for t in TASKS)
+
 
 def task_by_name(name: str) -> EmbeddedTask:
-    for task in TASKS:
+    for task in TASKS + CUED_TASKS:
         if task.name == name:
             return task
-    raise ValueError(f"unknown embedded task {name!r}; choices: {', '.join(TASK_NAMES)}")
+    raise ValueError(f"unknown embedded task {name!r}; choices: "
+                     f"{', '.join(TASK_NAMES + tuple(t.name for t in CUED_TASKS))}")
 
 
 def episode_seed(seed: int, test: bool) -> int:

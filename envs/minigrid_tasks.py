@@ -18,6 +18,9 @@ deterministic under a seed.
   walled in by others are redrawn, so every episode can be solved. The layout does not
   depend on ``good_color``: ``CollectEnv("green")`` and ``CollectEnv("red")`` under the same
   seed show identical observations but reward opposite choices (the suite's interfering pair).
+  ``CollectEnv(color, cued=True)``: the same env (same draws, rewards and ends) whose mission
+  names the good colour ("collect the green balls"), so an agent that reads the instruction
+  knows the task from the first step (the cued pair; docs/ENVS.md).
 """
 from __future__ import annotations
 
@@ -92,11 +95,13 @@ class CollectEnv(FastViewMixin, MiniGridEnv):
         return "collect the good balls"
 
     def __init__(self, good_color: str, size: int = 7, balls_per_color: int = 2,
-                 max_steps: int = 50, **kwargs):
+                 max_steps: int = 50, cued: bool = False, **kwargs):
         if good_color not in self.COLORS:
             raise ValueError(f"good_color={good_color!r} must be one of {self.COLORS}")
         self.good_color = good_color
         self.balls_per_color = balls_per_color
+        self.cued = bool(cued)   # the mission names the good colour (drawn from no RNG: same layouts)
+        self.mission_text = f"collect the {good_color} balls" if self.cued else self._gen_mission()
         super().__init__(mission_space=MissionSpace(mission_func=self._gen_mission),
                          grid_size=size, max_steps=max_steps, see_through_walls=True, **kwargs)
 
@@ -111,7 +116,7 @@ class CollectEnv(FastViewMixin, MiniGridEnv):
             if self._every_ball_reachable():
                 break
         self.good_left = self.balls_per_color
-        self.mission = self._gen_mission()
+        self.mission = self.mission_text
 
     def _every_ball_reachable(self) -> bool:
         """Whether the agent can stand next to every ball without picking any up first."""

@@ -138,3 +138,29 @@ def oracle_action(env: MiniGridEnv) -> int:
         if isinstance(env, cls):
             return policy(env)
     raise TypeError(f"no scripted policy for {type(env).__name__}")
+
+
+class NoTaskIdCollector:
+    """The best policy for the collect pair without the task id (docs/ENVS.md, "no-id optimum"):
+    it sees the layout and its rewards, not ``good_color``. It picks up the nearest ball (any colour:
+    before the first reward both colours are equally likely good), infers the good colour from the
+    reward (+1: that ball's colour, -1: the other), then collects the good balls by shortest paths.
+    Return 2 when the first ball was good, -1 + 2 = 1 when it was bad. One instance per episode."""
+
+    def __init__(self) -> None:
+        self.good: str | None = None       # the inferred good colour (None before the first reward)
+        self.picked: str | None = None     # the colour of the ball picked up at the last step
+
+    def act(self, env: CollectEnv, last_reward: float) -> int:
+        """The action at ``env``'s current state, given the reward of the previous step."""
+        if self.good is None and last_reward != 0 and self.picked is not None:
+            other = [c for c in CollectEnv.COLORS if c != self.picked][0]
+            self.good = self.picked if last_reward > 0 else other
+        wanted = (lambda c: isinstance(c, Ball)) if self.good is None else (
+            lambda c: isinstance(c, Ball) and c.color == self.good)
+        targets = _cells(env, wanted)
+        action = _go_then(env, facing(targets), Actions.pickup)
+        if action == Actions.pickup:
+            fx, fy = env.front_pos
+            self.picked = env.grid.get(int(fx), int(fy)).color
+        return action

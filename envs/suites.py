@@ -170,13 +170,16 @@ def _dmlab30_suite(dataset_path: str | None = None, level_cache_dir: str | None 
                  action_repeat=action_repeat)
 
 
-def _embedded_suite(tile_size: int = embedded.DEFAULT_TILE_SIZE) -> Suite:
+def _embedded_suite(tile_size: int = embedded.DEFAULT_TILE_SIZE, cued: bool = False) -> Suite:
     if not isinstance(tile_size, int) or isinstance(tile_size, bool) or tile_size < 1:
         raise ValueError(f"tile_size={tile_size!r} must be a positive integer")
+    if not isinstance(cued, bool):
+        raise ValueError(f"cued={cued!r} must be true or false (true: the cued collect pair, "
+                         "collect_green_cued / collect_red_cued, in place of collect_green / collect_red)")
     tasks = tuple(
         TaskSpec(name=t.name, task_id=i, human_score=t.solved_score, random_score=t.random_score,
                  family=t.family, factory=partial(embedded.make_task_env, t.name, tile_size=tile_size))
-        for i, t in enumerate(embedded.TASKS))
+        for i, t in enumerate(embedded.suite_tasks(cued)))
     side = embedded.VIEW_SIZE * tile_size
     return Suite("embedded", tasks, num_actions=embedded.NUM_ACTIONS, frame_shape=(side, side, 3),
                  instruction_length=MAX_WORDS, action_repeat=1)
@@ -194,7 +197,7 @@ def _peer_doorkey_suite(counter_dir: str | None = None, peers_dir: str | None = 
 
 
 _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
-    "embedded": (_embedded_suite, ("tile_size",)),
+    "embedded": (_embedded_suite, ("tile_size", "cued")),
     "dmlab30": (_dmlab30_suite, ("dataset_path", "level_cache_dir", "renderer", "action_repeat",
                                  "log_level", "episode_length_seconds")),
     "peer_doorkey": (_peer_doorkey_suite, ("counter_dir", "peers_dir")),
@@ -204,7 +207,8 @@ _BUILDERS: dict[str, tuple[Callable[..., Suite], tuple[str, ...]]] = {
 def get_suite(name: str, **options: Any) -> Suite:
     """The suite ``name`` ("embedded" | "dmlab30" | "peer_doorkey", the peers' workload of docs/PEERS.md).
 
-    embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames).
+    embedded options: tile_size (pixels per view cell, default 4 -> 28x28x3 frames), cued (default
+    false; true: the cued pair collect_green_cued / collect_red_cued as tasks 4 and 5, docs/ENVS.md).
     dmlab30 options: dataset_path, level_cache_dir, renderer ("software" | "hardware"),
     action_repeat (default 4), log_level (the engine's logLevel: "warn" (default) | "info" |
     "error" | "never" | N), episode_length_seconds (default: each level's own; for smoke tests).

@@ -12,6 +12,7 @@ from learner.losses import POLICY_LOSSES, REWARD_CLIPPINGS
 OPTIMIZERS = ("rmsprop", "adam")
 LR_SCHEDULE_RESUMES = ("rescale", "continue")
 PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class LearnerConfig:
     # a resume with another run.total_frames: rescale = lr0 (1 - frames / new total) (the rate jumps);
     # continue = the linear decay re-anchored at the rate reached, to 0 at the new total (no jump)
     lr_schedule_resume: str = "rescale"
+    lr_schedule: str = "linear"          # linear (IMPALA: anneal to 0 at total_frames) | constant (learning_rate throughout)
     rmsprop_decay: float = 0.99          # ms <- decay * ms + (1 - decay) g^2
     rmsprop_momentum: float = 0.0        # TF RMSProp momentum (0 = none, as in the reference release)
     rmsprop_epsilon: float = 0.1         # inside the sqrt: g / sqrt(ms + epsilon)
@@ -52,6 +54,7 @@ class LearnerConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("lr_schedule_resume", self.lr_schedule_resume, LR_SCHEDULE_RESUMES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("policy_loss", self.policy_loss, POLICY_LOSSES)
         for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap", "popart"):
             if not isinstance(getattr(self, name), bool):

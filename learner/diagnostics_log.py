@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agent.diagnostics import HeadDiagnostics
+from agent.diagnostics import HeadDiagnostics, probe_accuracy
 
 NAN_GREY = (160, 160, 160)
 
@@ -31,7 +31,23 @@ def diagnostics_record(diag: HeadDiagnostics, task_names: Sequence[str], task_id
         "context_norm": {n: _number(v) for n, v in zip(names, context)},
         "generated_weight_norm": {n: _number(v) for n, v in zip(names, weight)},
         "context_similarity": [[_number(v) for v in row] for row in similarity],
+        **task_inference_fields(diag, ids),
     }
+
+
+def task_inference_fields(diag: HeadDiagnostics, ids: Sequence[int]) -> dict[str, Any]:
+    """``context_similarity_before_reward`` / ``_after_reward`` (``[K, K]``, null where undefined) and
+    ``probe_accuracy`` / ``probe_chance`` (agent.diagnostics.probe_accuracy); {} if the diagnostics lack them."""
+    if diag.contexts is None:
+        return {}
+    fields: dict[str, Any] = {}
+    for key, matrix in (("context_similarity_before_reward", diag.similarity_before_reward),
+                        ("context_similarity_after_reward", diag.similarity_after_reward)):
+        values = matrix.cpu().numpy()[np.ix_(ids, ids)]
+        fields[key] = [[_number(v) for v in row] for row in values]
+    accuracy, chance = probe_accuracy(diag.contexts.float().cpu().numpy(), diag.task_id.cpu().numpy())
+    fields["probe_accuracy"], fields["probe_chance"] = _number(accuracy), _number(chance)
+    return fields
 
 
 def write_tensorboard(writer: Any, record: dict[str, Any], step: int) -> None:

@@ -21,6 +21,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: LearnerConfig) ->
 
 class LinearDecay:
     """``lr(frames) = lr0 * max(0, 1 - frames / total_frames)``; the state is the frame counter.
+    ``constant=True`` (``learner.lr_schedule=constant``): ``lr(frames) = lr0`` throughout.
 
     A resume that changes ``total_frames`` (``load_state_dict(..., keep_rate=...)``) either keeps
     this formula over the new budget (the rate jumps: ``lr0 (1 - f / old)`` -> ``lr0 (1 - f / new)``,
@@ -31,16 +32,19 @@ class LinearDecay:
     Host-side Python numbers only: setting the rate on the optimizer costs no device sync.
     """
 
-    def __init__(self, initial_learning_rate: float, total_frames: int):
+    def __init__(self, initial_learning_rate: float, total_frames: int, constant: bool = False):
         if total_frames <= 0:
             raise ValueError(f"total_frames={total_frames} must be positive")
         self.initial_learning_rate = initial_learning_rate
         self.total_frames = total_frames
+        self.constant = constant
         self.frames = 0
         self.anchor: tuple[int, float] | None = None    # (f_a, lr_a) after a re-anchoring resume
 
     def rate_at(self, frames: int, total_frames: int | None = None) -> float:
         """The schedule's rate at ``frames`` (under ``total_frames``, default this schedule's)."""
+        if self.constant:
+            return self.initial_learning_rate
         total = self.total_frames if total_frames is None else total_frames
         start, lr = self.anchor or (0, self.initial_learning_rate)
         if total <= start:
@@ -53,6 +57,8 @@ class LinearDecay:
 
     def describe(self) -> str:
         """The schedule as a formula of the env frames f, e.g. ``0.0003 * max(0, 1 - f / 2000000)``."""
+        if self.constant:
+            return f"{self.initial_learning_rate:.6g} (constant)"
         if self.anchor is None:
             return f"{self.initial_learning_rate:.6g} * max(0, 1 - f / {self.total_frames})"
         start, lr = self.anchor

@@ -112,7 +112,7 @@ class Learner:
         self.cfg = cfg
         self.action_repeat = int(action_repeat)
         self.optimizer = build_optimizer(self.agent.parameters(), cfg)
-        self.schedule = LinearDecay(cfg.learning_rate, total_frames)
+        self.schedule = LinearDecay(cfg.learning_rate, total_frames, constant=cfg.lr_schedule == "constant")
         self.popart = PopArt(agent.num_tasks, cfg.popart_beta).to(self.device) if cfg.popart else None
         self.num_updates = 0
         self.state_intact = True   # False while (and if an error interrupts) an update is being applied

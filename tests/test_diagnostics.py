@@ -143,6 +143,8 @@ def test_training_writes_diagnostics(tmp_path):
     names = ["goto_goal", "memory", "collect_green", "collect_red"]
     assert record["tasks"] == names and record["head"] == "taskid_mi" and record["frames"] == 96
     assert record["samples"] == {n: 9 for n in names}                    # batch 4 x (T + 1 = 9)
+    assert len(record["context_similarity_after_reward"]) == 4           # task inference (issue 15)
+    assert record["probe_accuracy"] is None                              # one column per task: no held-out half
     # the last report uses the final weights: compare with the checkpoint's context net
     state, _ = Checkpointer(logdir / "checkpoints").load_latest()
     agent = Agent(cfg.agent, num_actions=7, num_tasks=8, frame_shape=(28, 28, 3), instruction_length=16)
