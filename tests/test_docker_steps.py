@@ -103,42 +103,31 @@ def test_image_installs_the_torch_version_ci_tests():
     assert torch.__version__.split("+")[0] == versions[".ci/run"]
 
 
-@pytest.mark.parametrize("listing", ["apt-build.txt", "apt-runtime.txt"])
-def test_apt_steps_resolve_on_this_distribution(listing):
+@pytest.mark.parametrize("listing, python, added", [("apt-build.txt", "build", 3), ("apt-runtime.txt", "run", 1)])
+def test_apt_steps_resolve_on_this_distribution_with_debians_python_for_a_bare_base(tmp_path, listing, python, added):
+    """The Dockerfile's apt steps, as it runs them on a bare Debian base (no python3: a stub that fails
+    shadows this machine's): the list plus python3, python3-venv and python3-dev (build stage) or
+    python3 (run time) resolve on this Debian 12."""
     if shutil.which("apt-get") is None:
         pytest.skip("no apt-get: not a Debian machine")
-    r = subprocess.run([str(ROOT / "scripts/image/apt_install.sh"), str(ROOT / "scripts/dmlab" / listing),
-                        "--simulate"], capture_output=True, text=True, timeout=120)
+    path = ROOT / "scripts/dmlab" / listing
+    assert f"scripts/image/apt_install.sh scripts/dmlab/{listing} --python {python}" in DOCKERFILE.read_text()
+    n = len([line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")])
+    stub = tmp_path / "bin" / "python3"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    r = subprocess.run([str(ROOT / "scripts/image/apt_install.sh"), str(path), "--python", python, "--simulate"],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PATH=f"{stub.parent}{os.pathsep}{os.environ['PATH']}"))
     assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == f"apt_install: {n + added} packages of {listing} resolve"
 
 
-def test_apt_step_adds_debians_python_only_where_the_base_lacks_one(tmp_path):
-    """A bare Debian base (no python3) gets python3, python3-venv and python3-dev in the build stage,
-    python3 alone at run time; a base with a full python3 (this machine, python:3.11-slim) gets none."""
-    if shutil.which("apt-get") is None:
-        pytest.skip("no apt-get: not a Debian machine")
-    listing = ROOT / "scripts/dmlab/apt-runtime.txt"
-    n = len([l for l in listing.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")])
-    no_python = tmp_path / "bin"
-    no_python.mkdir()
-    (no_python / "python3").write_text("#!/bin/sh\nexit 1\n")   # shadows this machine's python3
-    (no_python / "python3").chmod(0o755)
-
-    def resolved(python: str, path: str) -> str:
-        r = subprocess.run([str(ROOT / "scripts/image/apt_install.sh"), str(listing), "--python", python,
-                            "--simulate"], capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, PATH=path))
-        assert r.returncode == 0, r.stdout + r.stderr
-        return r.stdout.strip()
-
-    bare = f"{no_python}{os.pathsep}{os.environ['PATH']}"
-    assert resolved("build", bare) == f"apt_install: {n + 3} packages of apt-runtime.txt resolve"
-    assert resolved("run", bare) == f"apt_install: {n + 1} packages of apt-runtime.txt resolve"
-    here = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    assert resolved("build", here) == f"apt_install: {n} packages of apt-runtime.txt resolve"
-    r = subprocess.run([str(ROOT / "scripts/image/apt_install.sh"), str(listing), "--python", "dev"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "--python dev: expected build or run" in r.stderr
+def test_apt_step_refuses_an_unknown_python_kind_before_apt():
+    r = subprocess.run([str(ROOT / "scripts/image/apt_install.sh"), str(ROOT / "scripts/dmlab/apt-runtime.txt"),
+                        "--python", "dev"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "apt_install: --python dev: expected build or run", r.stderr
 
 
 def test_python_env_refuses_a_torch_wheel_of_another_version_before_any_work(tmp_path):

@@ -1,4 +1,7 @@
-"""The Dockerfile passes hadolint (the project's .hadolint.yaml applies) and builds what the README says.
+"""The Dockerfile passes hadolint (the project's .hadolint.yaml applies) and builds what the README says;
+the scripts that build and test it in a real engine (scripts/image/build_local.sh, cluster_local.sh)
+stay in step with it: build args declared and documented, the secret and bind mounts they rely on,
+the files they run exist, the cluster script runs the README's `ray start` lines.
 
 Its steps are run natively by tests/test_docker_steps.py."""
 import os

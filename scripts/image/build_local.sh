@@ -20,8 +20,9 @@
 #   pytest   python -m pytest in the image (tests/ mounted read-only, pytest from the host's pip
 #            in a mounted folder, so the image tested is the image shipped): a fast subset and
 #            the real-engine tests
-#   train    launch.py train, SIGTERM after ~30 s (a checkpoint, exit 143): the embedded suite and
-#            configs/dmlab30_local.yaml
+#   train    launch.py train, SIGTERM 30 s after its first report (exit 143 and a checkpoint
+#            required): configs/embedded.yaml and configs/dmlab30_local.yaml (DeepMind Lab's
+#            compiled levels are cached in the data root folder, as natively in ~/.cache/impala-mu)
 #   cluster  (--cluster) the README's cluster recipe in containers: scripts/image/cluster_local.sh
 # --no-build skips engine-independent steps base/inputs/build and tests the image TAG as it is.
 set -euo pipefail
@@ -44,6 +45,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$(id -u)" == 0 ]] || die "run as root (dockerd and debootstrap need it)"
 cd "$ROOT"
+if [[ -x .venv/bin/pip ]]; then PIP=(.venv/bin/pip); else PIP=(python3 -m pip); fi   # this machine's pip configuration
 
 T0=$SECONDS STEP_NAME="" STEP_T0=0
 step() {   # step NAME: ends the previous step (printing its duration) and starts NAME
@@ -70,6 +72,8 @@ stop_dockerd() {
   DOCKERD_PID=""
 }
 trap stop_dockerd EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if docker info >/dev/null 2>&1; then
   echo "[build_local] a dockerd already answers on ${SOCK}: using it (and leaving it running)"
 else
@@ -114,7 +118,6 @@ if [[ "$BUILD" == 1 ]]; then
     cmp -s "$f" "image-inputs/dmlab-sources/${f##*/}" || cp "$f" image-inputs/dmlab-sources/
   done
   TORCH_PIN="$(grep -o -E 'torch==[0-9.]+' scripts/image/python_env.sh | head -1)"
-  if [[ -x .venv/bin/pip ]]; then PIP=(.venv/bin/pip); else PIP=(python3 -m pip); fi
   compgen -G "image-inputs/wheels/torch-${TORCH_PIN#torch==}[+-]*.whl" >/dev/null \
     || "${PIP[@]}" download -q --no-deps "$TORCH_PIN" -d image-inputs/wheels
   TORCH_WHEEL="$(cd image-inputs && compgen -G "wheels/torch-${TORCH_PIN#torch==}[+-]*.whl" | head -1)"
@@ -139,26 +142,36 @@ step "pytest: a fast subset and the real-engine tests in the image"
 PYTEST_PKGS="${SCRATCH}/pytest-pkgs"
 if [[ ! -d "$PYTEST_PKGS/pytest" ]]; then
   rm -rf "$PYTEST_PKGS"
-  "${PIP[@]:-python3 -m pip}" install -q --target "$PYTEST_PKGS" "pytest>=8" "pytest-timeout>=2.3"
+  "${PIP[@]}" install -q --target "$PYTEST_PKGS" "pytest>=8" "pytest-timeout>=2.3"
 fi
 FAST_TESTS=(tests/test_vtrace.py tests/test_config.py tests/test_envs_embedded.py tests/test_agent_heads.py)
 REAL_TESTS=(tests/test_dmlab_real.py tests/test_dmlab_train.py)
+CACHE="${SCRATCH}/cache"   # DeepMind Lab's compiled levels, kept across runs (as ~/.cache/impala-mu natively)
+mkdir -p "$CACHE"
 docker run --rm -e IMPALA_MU_REQUIRE_DMLAB=1 -e PYTHONPATH=/opt/pytest-pkgs -e PYTHONDONTWRITEBYTECODE=1 \
-  -v "${ROOT}/tests:/opt/impala-mu/tests:ro" -v "${PYTEST_PKGS}:/opt/pytest-pkgs:ro" --shm-size=2g "$TAG" \
+  -v "${ROOT}/tests:/opt/impala-mu/tests:ro" -v "${PYTEST_PKGS}:/opt/pytest-pkgs:ro" -v "${CACHE}:/root/.cache/impala-mu" \
+  --shm-size=2g "$TAG" \
   python -m pytest -q -p no:cacheprovider "${FAST_TESTS[@]}" "${REAL_TESTS[@]}" -k "not every_level_the_build_can_run"
 
 # ------------------------------------------------------------------ train
-train30() {   # train30 CONFIG: launch.py train in the image, SIGTERM after 30 s: exit 143 with a checkpoint
+train30() {   # train30 CONFIG [OVERRIDE...]: launch.py train in the image; SIGTERM 30 s after its first report
   local config="$1" rc=0
-  docker run --rm --shm-size=2g "$TAG" bash -c "
-    timeout -s TERM 30 python launch.py train --config ${config} logdir=/tmp/run; rc=\$?
-    ls /tmp/run; echo \"exit status \$rc\"; [[ \$rc == 143 ]] && compgen -G '/tmp/run/checkpoints/ckpt-*.pt' >/dev/null" || rc=$?
-  [[ "$rc" == 0 ]] || die "launch.py train --config ${config}: no checkpoint and exit 143 after SIGTERM"
+  shift
+  docker run --rm --shm-size=2g -v "${CACHE}:/root/.cache/impala-mu" "$TAG" bash -c "
+    python launch.py train --config ${config} logdir=/tmp/run $* &
+    pid=\$!
+    for i in \$(seq 600); do [[ -s /tmp/run/metrics.jsonl ]] && break; kill -0 \$pid 2>/dev/null || break; sleep 1; done
+    echo \"[build_local] first report after \$i s; SIGTERM in 30 s\"
+    sleep 30; kill -TERM \$pid; rc=0; wait \$pid || rc=\$?
+    echo \"[build_local] exit status \$rc; last report: \$(tail -1 /tmp/run/metrics.jsonl | cut -c1-200)\"
+    ls /tmp/run/checkpoints
+    [[ \$rc == 143 ]] && compgen -G '/tmp/run/checkpoints/ckpt-*.pt' >/dev/null" || rc=$?
+  [[ "$rc" == 0 ]] || die "launch.py train --config ${config}: expected exit 143 and a checkpoint after SIGTERM"
 }
-step "train: launch.py train --config configs/embedded.yaml for 30 s"
+step "train: launch.py train --config configs/embedded.yaml, 30 s after its first report"
 train30 configs/embedded.yaml
-step "train: launch.py train --config configs/dmlab30_local.yaml for 30 s"
-train30 configs/dmlab30_local.yaml
+step "train: launch.py train --config configs/dmlab30_local.yaml, 30 s after its first report"
+train30 configs/dmlab30_local.yaml env.options.level_cache_dir=/root/.cache/impala-mu/levels
 
 if [[ "$CLUSTER" == 1 ]]; then
   step "cluster: the README's cluster recipe in containers (scripts/image/cluster_local.sh)"
