@@ -28,9 +28,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /opt/impala-mu
 COPY scripts scripts
 RUN scripts/image/apt_install.sh scripts/dmlab/apt-build.txt --python build
-COPY pyproject.toml README.md ./
-# torch and the project's dependencies first: the DeepMind Lab build below depends only on them and
-# on scripts/, so editing the project's code does not rebuild it.
+COPY pyproject.toml ./
+# torch and the project's dependencies first: the DeepMind Lab build below depends only on them, on
+# scripts/ and on pyproject.toml, so editing the project's code or README does not rebuild it.
 RUN --mount=type=secret,id=ca --mount=type=bind,source=image-inputs,target=/image-inputs \
     scripts/image/with_ca.sh scripts/image/python_env.sh /opt/venv "${TORCH_INDEX_URL}" "${TORCH_WHEEL}"
 # DeepMind Lab built against the venv's numpy; the wheel goes into /opt/venv. Its own step, so a
@@ -38,7 +38,7 @@ RUN --mount=type=secret,id=ca --mount=type=bind,source=image-inputs,target=/imag
 # hadolint ignore=DL3059
 RUN --mount=type=secret,id=ca --mount=type=bind,source=image-inputs,target=/image-inputs \
     scripts/image/with_ca.sh scripts/image/dmlab.sh /opt/venv/bin/python /image-inputs/dmlab-sources
-COPY launch.py ./
+COPY README.md launch.py ./
 COPY agent agent
 COPY envs envs
 COPY learner learner
