@@ -2,7 +2,7 @@
 # Builds the Docker image on a machine without registry access (this project's CI machine kind:
 # Debian 12, x86_64, root, no systemd) and tests it: the route to a cluster, run end to end.
 #
-#   scripts/image/build_local.sh [--cluster] [--no-build] [--tag TAG]
+#   scripts/image/build_local.sh [--cluster] [--no-build] [--cluster-only] [--tag TAG]
 #
 # Steps (each prints its duration):
 #   engine   uses Debian's docker.io client (/usr/bin/docker, BuildKit) and, unless its socket already
@@ -24,7 +24,8 @@
 #            required): configs/embedded.yaml and configs/dmlab30_local.yaml (DeepMind Lab's
 #            compiled levels are cached in the data root folder, as natively in ~/.cache/impala-mu)
 #   cluster  (--cluster) the README's cluster recipe in containers: scripts/image/cluster_local.sh
-# --no-build skips engine-independent steps base/inputs/build and tests the image TAG as it is.
+# --no-build skips the steps base, inputs and build and tests the image TAG as it is;
+# --cluster-only runs the engine and cluster steps only (the image TAG as it is).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,15 +33,16 @@ SCRATCH="${IMPALA_MU_DOCKER_ROOT:-/var/tmp/impala-mu-docker}"
 DMLAB_SOURCES="${DMLAB_SOURCES:-${ROOT}/../shared/dmlab/sources}"
 TAG="impala-mu:local"
 BASE_TAG="local/bookworm:base"
-CLUSTER=0 BUILD=1
+CLUSTER=0 BUILD=1 TESTS=1
 die() { echo "build_local: $*" >&2; exit 1; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cluster) CLUSTER=1; shift ;;
     --no-build) BUILD=0; shift ;;
+    --cluster-only) BUILD=0 TESTS=0 CLUSTER=1; shift ;;
     --tag) TAG="${2:?--tag needs a name}"; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$1' (expected --cluster, --no-build or --tag TAG)" ;;
+    *) die "unknown argument '$1' (expected --cluster, --no-build, --cluster-only or --tag TAG)" ;;
   esac
 done
 [[ "$(id -u)" == 0 ]] || die "run as root (dockerd and debootstrap need it)"
@@ -133,6 +135,7 @@ fi
 SIZE_B="$(docker image inspect -f '{{.Size}}' "$TAG")"
 echo "[build_local] image ${TAG}: $((SIZE_B / 1000000)) MB"
 
+if [[ "$TESTS" == 1 ]]; then
 # ------------------------------------------------------------------ check
 step "check: scripts/image/check.sh in the image"
 docker run --rm "$TAG" scripts/image/check.sh /opt/venv/bin/python
@@ -172,10 +175,11 @@ step "train: launch.py train --config configs/embedded.yaml, 30 s after its firs
 train30 configs/embedded.yaml
 step "train: launch.py train --config configs/dmlab30_local.yaml, 30 s after its first report"
 train30 configs/dmlab30_local.yaml env.options.level_cache_dir=/root/.cache/impala-mu/levels
+fi
 
 if [[ "$CLUSTER" == 1 ]]; then
   step "cluster: the README's cluster recipe in containers (scripts/image/cluster_local.sh)"
-  IMPALA_MU_IMAGE="$TAG" "${ROOT}/scripts/image/cluster_local.sh"
+  IMPALA_MU_IMAGE="$TAG" IMPALA_MU_DOCKER_SOCK="$SOCK" "${ROOT}/scripts/image/cluster_local.sh"
 fi
 step ""
 echo "[build_local] all steps passed in $((SECONDS - T0)) s; image ${TAG} $((SIZE_B / 1000000)) MB;" \
