@@ -15,6 +15,9 @@ obs, _ = env.reset()
 assert obs["frame"].shape == (72, 96, 3) and obs["frame"].dtype == np.uint8
 env.step(0)
 env.close()
-print(f"check: torch {torch.__version__} (cuda {torch.version.cuda}), deepmind_lab {deepmind_lab.version()}: OK")
+from envs.dmlab_checks import NATLAB_MAPS, missing_maps
+absent = sum(len(missing_maps(level)) for level in NATLAB_MAPS)
+assets = "complete assets" if absent == 0 else f"{absent} natlab maps absent: built from the offline archives (docs/DMLAB.md)"
+print(f"check: torch {torch.__version__} (cuda {torch.version.cuda}), deepmind_lab {deepmind_lab.version()} ({assets}): OK")
 PYEOF
 command -v zip >/dev/null || { echo "check: zip missing (levels that generate maps call it)" >&2; exit 1; }
