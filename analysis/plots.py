@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -254,7 +255,9 @@ def diagnostics(path: str, groups: Mapping[str, Sequence], tasks: Sequence[str],
                                               for runs in heads.values() for r in runs)]
     logged = {(h, k): [m for r in runs if (m := _matrix(r.diagnostics[-1], k)) is not None]
               for h, runs in heads.items() for k in keys}
-    mats = {key: (np.nanmean(np.stack(found), axis=0), len(found)) for key, found in logged.items() if found}
+    with warnings.catch_warnings():              # a cell no seed logged (a task absent from every batch) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mats = {key: (np.nanmean(np.stack(found), axis=0), len(found)) for key, found in logged.items() if found}
     low = min([-1e-9] + [float(np.nanmin(m)) for m, _ in mats.values() if np.isfinite(m).any()])
     low = -1.0 if low < -0.5 else math.floor(low * 10) / 10
     probes = {h: [(r.seed, r.diagnostics[-1]["probe_accuracy"]) for r in runs
