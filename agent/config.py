@@ -34,11 +34,11 @@ class AgentConfig:
     instruction_lstm: int = 64     # LSTM units of the instruction encoder (its output size)
 
     def __post_init__(self) -> None:
-        _choice("agent.torso", self.torso, TORSOS)
-        _choice("agent.head", self.head, HEADS)
-        _choice("agent.mi_form", self.mi_form, MI_FORMS)
-        _choice("agent.mi_context_scale", self.mi_context_scale, MI_CONTEXT_SCALES)
-        _choice("agent.mi_context", self.mi_context, MI_CONTEXTS)
+        check_choice("agent.torso", self.torso, TORSOS)
+        check_choice("agent.head", self.head, HEADS)
+        check_choice("agent.mi_form", self.mi_form, MI_FORMS)
+        check_choice("agent.mi_context_scale", self.mi_context_scale, MI_CONTEXT_SCALES)
+        check_choice("agent.mi_context", self.mi_context, MI_CONTEXTS)
         if self.mi_context == "onehot" and self.head != "taskid_mi":
             raise ValueError(f"agent.mi_context=onehot is an option of head=taskid_mi only (head={self.head!r}); "
                              "set agent.mi_context=mlp")
@@ -66,7 +66,9 @@ def resolve_context_scale(cfg: AgentConfig, optimizer: str) -> AgentConfig:
     return replace(cfg, mi_context_scale=AUTO_CONTEXT_SCALE[optimizer])
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """The one validator of an enumerated config field (agent, learner and run sections):
+    ``ValueError`` naming the field, the bad value, the allowed ones and the fix."""
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}; "
                          f"set {name.split('.')[-1]}=<one of those>")

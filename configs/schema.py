@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from agent.config import AgentConfig, resolve_context_scale
+from agent.config import AgentConfig, check_choice, resolve_context_scale
 from learner.config import LearnerConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -55,8 +55,8 @@ class RunConfig:
         _non_negative("run.learner_threads", self.learner_threads)
         _non_negative("run.checkpoint_every_seconds", self.checkpoint_every_seconds)
         _non_negative("run.checkpoint_every_frames", self.checkpoint_every_frames)
-        _choice("run.mode", self.mode, ("ray", "serial"))
-        _choice("run.resume", self.resume, ("auto", "must", "never"))
+        check_choice("run.mode", self.mode, ("ray", "serial"))
+        check_choice("run.resume", self.resume, ("auto", "must", "never"))
         if not self.logdir:
             raise ValueError("run.logdir is empty; set logdir=<a directory for this run's outputs>")
         if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
@@ -417,11 +417,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
 
 
 def _positive_int(name: str, value: Any) -> None:

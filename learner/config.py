@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.config import _choice as _agent_choice
+from agent.config import check_choice
 from learner.losses import POLICY_LOSSES, REWARD_CLIPPINGS
 
 OPTIMIZERS = ("rmsprop", "adam")
@@ -50,12 +50,12 @@ class LearnerConfig:
     policy_clip: float = 0.1               # policy_loss=clipped: ratio clipped to [1/(1+c), 1+c] (Sample Factory's default 0.1)
 
     def __post_init__(self) -> None:
-        _choice("reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("lr_schedule_resume", self.lr_schedule_resume, LR_SCHEDULE_RESUMES)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("policy_loss", self.policy_loss, POLICY_LOSSES)
+        check_choice("learner.reward_clipping", self.reward_clipping, REWARD_CLIPPINGS)
+        check_choice("learner.optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("learner.precision", self.precision, PRECISIONS)
+        check_choice("learner.lr_schedule_resume", self.lr_schedule_resume, LR_SCHEDULE_RESUMES)
+        check_choice("learner.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("learner.policy_loss", self.policy_loss, POLICY_LOSSES)
         for name in ("channels_last", "compile", "advantage_normalization", "truncation_bootstrap", "popart"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"learner.{name}={getattr(self, name)!r} must be true or false")
@@ -85,10 +85,6 @@ class LearnerConfig:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    _agent_choice(f"learner.{name}", value, allowed)
 
 
 def _range(name: str, value: float, low: float, high: float, high_open: bool = False) -> None:
