@@ -84,6 +84,9 @@ def crash(boss, logdir):
     os.kill(info["watchdog"], signal.SIGKILL)
     boss.kill()
     boss.wait()
+    # SIGKILL is delivered asynchronously: on a loaded machine the watchdog can still be running when
+    # the reaper looks, and the reaper rightly ends it (and lists its pid). Wait until it is gone.
+    wait_for(lambda: not ray_reaper.alive(info["watchdog"], info["watchdog_start"]), 10, "the watchdog to end")
 
 
 BYSTANDERS = {
