@@ -1,7 +1,8 @@
 """``launch.py report RUN_DIR... --out DIR``: compare heads across seeds.
 
-Runs are grouped by ``agent.head`` in their ``config.yaml`` (one suite and one task set, else
-refused). A ``run_scores.csv`` of an earlier report may stand in for run directories (its final
+Runs are grouped by ``agent.head`` in their ``config.yaml``, variants apart (``analysis.runs.group_label``:
+``taskid_mi+onehot``, ``taskid_mi@1/C``, ``shared+popart``); one suite and one task set, else
+refused. A ``run_scores.csv`` of an earlier report may stand in for run directories (its final
 scores only: no curves, no diagnostics). Writes to ``DIR``:
 
 | file | what |

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from agent.config import AUTO_CONTEXT_SCALE
+
 
 class ReportError(ValueError):
     """Runs that cannot be reported together (or at all); raised before anything is written."""
@@ -110,10 +112,7 @@ def load_run(path: str) -> RunData:
     last = records[-1] if records else {"frames": 0, "tasks": {}}
     scores = {t: float(last["tasks"].get(t, {}).get("score", nan)) for t in tasks}
     returns = {t: float(last["tasks"].get(t, {}).get("return", nan)) for t in tasks}
-    head = cfg.get("agent", {}).get("head", "shared")
-    if cfg.get("learner", {}).get("popart", False):
-        head += "+popart"      # its own group in reports (learner/popart.py)
-    run = RunData(path=path, head=head, seed=int(cfg.get("run", {}).get("seed", 0)),
+    run = RunData(path=path, head=group_label(cfg), seed=int(cfg.get("run", {}).get("seed", 0)),
                   suite=suite, tasks=tasks, frames=int(last["frames"]), curve=curve, scores=scores,
                   returns=returns, source="train window",
                   diagnostics=_read_jsonl(os.path.join(path, "diagnostics.jsonl")),
@@ -130,6 +129,26 @@ def load_run(path: str) -> RunData:
             run.eval_info = {"checkpoint": ev.get("checkpoint"), "frames": ev.get("frames"),
                              "episodes_per_task": ev.get("episodes_per_task"), "greedy": ev.get("greedy", False)}
     return run
+
+
+def group_label(cfg: dict) -> str:
+    """A run's group in reports: its head, plus each setting that makes it a variant of that head, so
+    variants are never pooled with the head: ``+popart`` (learner/popart.py), ``+onehot``
+    (``agent.mi_context=onehot``, taskid_mi with the raw one-hot id as context) and, for the MI heads,
+    ``@<scale>`` when the context scale is not the one ``auto`` picks for the run's optimizer
+    (``taskid_mi@1/C`` under RMSProp). A config without the scale key predates it: 1/C."""
+    agent, learner = cfg.get("agent", {}), cfg.get("learner", {})
+    head = agent.get("head", "shared")
+    label = head
+    if agent.get("mi_context", "mlp") == "onehot":
+        label += "+onehot"
+    if head in ("taskid_mi", "learnt_mi"):
+        scale = agent.get("mi_context_scale", "1/C")
+        if scale != "auto" and scale != AUTO_CONTEXT_SCALE.get(learner.get("optimizer", "adam")):
+            label += f"@{scale}"
+    if learner.get("popart", False):
+        label += "+popart"
+    return label
 
 
 def _int_or_none(value) -> int | None:

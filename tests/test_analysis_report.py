@@ -245,3 +245,21 @@ def test_every_label_of_a_figure_gets_its_own_colour():
     assert len({colors[label] for label in labels}) == len(labels)
     assert all(colors[h] == COLORS[h] for h in ("shared", "taskid_mi"))
     assert palette(reversed(labels)) == colors        # the same in every figure of a report
+
+
+@pytest.mark.parametrize("agent, learner, label", [
+    ({"head": "taskid_mi"}, {}, "taskid_mi"),                                  # predates the scale: 1/C = Adam's auto
+    ({"head": "taskid_mi", "mi_context_scale": "auto"}, {"optimizer": "rmsprop"}, "taskid_mi"),
+    ({"head": "taskid_mi", "mi_context_scale": "1/sqrt(C)"}, {"optimizer": "rmsprop"}, "taskid_mi"),
+    ({"head": "taskid_mi", "mi_context_scale": "1/C"}, {"optimizer": "rmsprop"}, "taskid_mi@1/C"),
+    ({"head": "learnt_mi"}, {"optimizer": "rmsprop"}, "learnt_mi@1/C"),         # an old config under RMSProp
+    ({"head": "taskid_mi", "mi_context_scale": "1"}, {"optimizer": "adam"}, "taskid_mi@1"),
+    ({"head": "taskid_mi", "mi_context": "onehot", "mi_context_scale": "1/C"}, {"popart": True}, "taskid_mi+onehot+popart"),
+    ({"head": "multihead", "mi_context_scale": "1/C"}, {"optimizer": "rmsprop"}, "multihead"),   # no MI layer: no scale
+])
+def test_a_variant_of_a_head_is_its_own_group(agent, learner, label):
+    """The one-hot-context ablation and a non-default context scale must not be pooled with the head
+    (a report over the cued pair's heads and ablation grids refused two taskid_mi groups)."""
+    from analysis.runs import group_label
+
+    assert group_label({"agent": agent, "learner": learner}) == label

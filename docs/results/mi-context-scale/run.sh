@@ -6,12 +6,15 @@
 # machine), each seed-major over its cells, so a stopped measurement is balanced across cells.
 # Every cell is a resumable `launch.py compare` grid: re-running this script continues it.
 # Usage: nice -n 10 docs/results/mi-context-scale/run.sh [OUT (default runs/mi-context-scale)] [SEEDS (default 3)]
+# Env: FRAMES (default 50000) and BATCH (default 16) per run; SKIP_ADAM_1C=1 leaves out the Adam 1/C
+# cell (multihead and taskid_mi at the Adam default: the same runs as ../cued-pair/run.sh's heads grid
+# when FRAMES=250000 BATCH=8; summarize.py --adam-1c DIR reads them from there).
 set -u
 OUT=${1:-runs/mi-context-scale}
 SEEDS=${2:-3}
 PY=${PYTHON:-.venv/bin/python}
 COMMON=(mode=serial env.options.cued=true 'tasks=[collect_green_cued,collect_red_cued]'
-        total_frames=50000 learner.batch_size=16 learner.lr_schedule=constant)
+        total_frames="${FRAMES:-50000}" learner.batch_size="${BATCH:-16}" learner.lr_schedule=constant)
 ADAM=(learner.optimizer=adam)
 RMSPROP=(learner.optimizer=rmsprop learner.learning_rate=0.00031866995608948655 learner.rmsprop_decay=0.99
          learner.rmsprop_epsilon=0.1 learner.rmsprop_momentum=0.0)
@@ -25,7 +28,9 @@ cell() {   # cell OPT_NAME SCALE_DIR SCALE HEADS SEEDS OPT_OVERRIDES...
 chain() {  # chain OPT_NAME OPT_OVERRIDES...
     local opt=$1; shift
     for k in $(seq 1 "$SEEDS"); do
-        cell "$opt" scale_1_C '1/C' multihead,taskid_mi "$k" "$@"
+        if [ "$opt" != adam ] || [ "${SKIP_ADAM_1C:-0}" != 1 ]; then
+            cell "$opt" scale_1_C '1/C' multihead,taskid_mi "$k" "$@"
+        fi
         cell "$opt" scale_1_sqrtC '1/sqrt(C)' taskid_mi "$k" "$@"
         cell "$opt" scale_1 1 taskid_mi "$k" "$@"
     done
