@@ -15,6 +15,7 @@ scores only: no curves, no diagnostics). Writes to ``DIR``:
 | ``head_task_scores.csv`` | head x task: mean over runs, 95% bootstrap interval over runs, n, source |
 | ``aggregates.csv`` | head: mean capped score and IQM with 95% bootstrap intervals, n |
 | ``pairs.csv`` | head pairs: mean capped A - B and P(A > B) with 95% intervals, permutation p, Holm p, verdict |
+| ``claims.csv`` | the paper's claims (``CLAIMS``) whose heads were compared: effect, p, Holm p, n, verdict |
 | ``probability_of_improvement.csv`` | the P(A > B) columns of ``pairs.csv`` (kept for old readers) |
 | ``diagnostics.csv`` | per MI run, last report: mean off-diagonal context cosine (all steps, before / after the first reward), probe accuracy |
 | ``report.json`` | all of the above in one object |
@@ -169,7 +170,8 @@ def build_tables(runs: Sequence[RunData], *, boot: int = 2000, seed: int = 0) ->
             "budgets": budgets, "score_windows": windows,
             "references": references.reference_lines(runs[0].suite, tasks),
             "run_scores": run_rows, "run_mean_capped": per_run, "head_task_scores": head_task,
-            "aggregates": aggregates, "pairs": pairs, "probability_of_improvement": poi,
+            "aggregates": aggregates, "pairs": pairs, "claims": paper_claims(pairs),
+            "probability_of_improvement": poi,
             "diagnostics": diagnostic_rows(groups)}
 
 
@@ -184,6 +186,44 @@ def verdict(pair: Mapping[str, Any]) -> str:
         return "no significant difference"
     better, worse = (pair["a"], pair["b"]) if pair["mean_capped_a_minus_b"] > 0 else (pair["b"], pair["a"])
     return f"{better} > {worse}"
+
+
+# The paper's RL claims (Jayakumar et al., ICLR 2020; issue 15): (label, A, B, what the claim says of A - B).
+# "above": A significantly above B supports it. "not below": A at or above B; a difference test can
+# contradict it (B significantly above A) or support it (A significantly above) but not show equivalence.
+CLAIMS = (
+    ("(a) multihead > shared", "multihead", "shared", "above"),
+    ("(b) taskid_mi >= multihead", "taskid_mi", "multihead", "not below"),
+    ("(c1) learnt_mi close to or above taskid_mi", "learnt_mi", "taskid_mi", "not below"),
+    ("(c2) learnt_mi > shared", "learnt_mi", "shared", "above"),
+)
+
+
+def paper_claims(pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per claim of ``CLAIMS`` whose two heads were both compared: the pair's effect (mean capped
+    A - B with its interval), permutation and Holm p, n, and a verdict from the Holm-adjusted test only:
+    ``supported`` (A significantly above B), ``contradicted`` (B significantly above A) or, without a
+    significant difference, ``not shown`` for an "above" claim and ``not contradicted`` for a
+    "not below" one (no significant gap at this n; it does not show that the two are equal)."""
+    rows = []
+    by_pair = {(p["a"], p["b"]): p for p in pairs}
+    for label, a, b, kind in CLAIMS:
+        pair, sign = by_pair.get((a, b)), 1.0
+        if pair is None:
+            pair, sign = by_pair.get((b, a)), -1.0
+        if pair is None:
+            continue
+        diff = sign * pair["mean_capped_a_minus_b"]
+        low, high = sorted((sign * pair["diff_ci95_low"], sign * pair["diff_ci95_high"]))
+        if pair["significant"]:
+            outcome = "supported" if diff > 0 else "contradicted"
+        else:
+            outcome = "not shown" if kind == "above" else "not contradicted"
+        rows.append({"claim": label, "a": a, "b": b, "kind": kind,
+                     "n_a": pair["n_a"] if sign > 0 else pair["n_b"], "n_b": pair["n_b"] if sign > 0 else pair["n_a"],
+                     "mean_capped_a_minus_b": diff, "diff_ci95_low": low, "diff_ci95_high": high,
+                     "permutation_p": pair["permutation_p"], "holm_p": pair["holm_p"], "verdict": outcome})
+    return rows
 
 
 def _budget_text(tables: Mapping[str, Any], runs: Sequence[RunData]) -> str:
@@ -223,6 +263,8 @@ def write_report(paths: Sequence[str], out: str, *, boot: int = 2000, seed: int 
         _write_csv(os.path.join(out, f"{name}.csv"), tables[name])
     if tables["diagnostics"]:
         _write_csv(os.path.join(out, "diagnostics.csv"), tables["diagnostics"])
+    if tables["claims"]:
+        _write_csv(os.path.join(out, "claims.csv"), tables["claims"])
     _atomic_text(os.path.join(out, "report.json"), json.dumps(_jsonable(tables), indent=1))
     summary = os.path.join(out, "summary.md")
     _atomic_text(summary, markdown(tables, groups, figures))
@@ -305,6 +347,19 @@ def markdown(tables: Mapping[str, Any], groups: Mapping[str, Sequence[RunData]],
                        for p in tables["pairs"])
         lines += ["", f"With these n the smallest possible exact two-sided p is {_p(smallest)} "
                   "(no split but the observed one, and its mirror when n_A = n_B, as extreme)."]
+    if tables["claims"]:
+        lines += ["", "## The paper's claims", "",
+                  "Each claim is read from its pair's row above (same test, same Holm correction over all "
+                  "pairs). supported / contradicted: the Holm-adjusted difference is significant in the "
+                  "claim's / the opposite direction; not shown: an \"above\" claim without a significant "
+                  "difference; not contradicted: an \"at or above\" claim without a significant difference "
+                  "(at this n the test found no gap, which does not show that the two are equal).", "",
+                  "| claim | n_A | n_B | mean capped A - B | permutation p | Holm p | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for c in tables["claims"]:
+            lines.append(f"| {c['claim']} | {c['n_a']} | {c['n_b']} | "
+                         f"{_interval(c['mean_capped_a_minus_b'], c['diff_ci95_low'], c['diff_ci95_high'])} | "
+                         f"{_p(c['permutation_p'])} | {_p(c['holm_p'])} | **{c['verdict']}** |")
     if tables["diagnostics"]:
         lines += ["", "## MI head diagnostics per run (last report)", "",
                   "Mean off-diagonal cosine similarity of the tasks' mean contexts over all steps of the "

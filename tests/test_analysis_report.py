@@ -263,3 +263,32 @@ def test_a_variant_of_a_head_is_its_own_group(agent, learner, label):
     from analysis.runs import group_label
 
     assert group_label({"agent": agent, "learner": learner}) == label
+
+
+def _pair(a, b, diff, low, high, p, holm, n_a=5, n_b=5):
+    return {"a": a, "b": b, "n_a": n_a, "n_b": n_b, "mean_capped_a_minus_b": diff, "diff_ci95_low": low,
+            "diff_ci95_high": high, "permutation_p": p, "holm_p": holm, "significant": holm <= 0.05}
+
+
+def test_the_paper_claims_are_read_from_their_pairs_in_either_order():
+    """Verdicts come from the Holm-adjusted test only, in the claim's direction, whichever way round the
+    report listed the pair; an "at or above" claim is never "supported" by a non-significant gap."""
+    from analysis.report import paper_claims
+
+    pairs = [
+        _pair("shared", "multihead", -60.0, -80.0, -40.0, 0.004, 0.024, 5, 6),   # listed B-first: multihead above
+        _pair("multihead", "taskid_mi", 30.0, 5.0, 50.0, 0.03, 0.12),           # multihead above, not after Holm
+        _pair("taskid_mi", "learnt_mi", 70.0, 60.0, 80.0, 0.002, 0.016),        # taskid_mi significantly above
+        _pair("shared", "learnt_mi", -2.0, -9.0, 4.0, 0.6, 1.0),
+    ]
+    rows = {r["claim"][:4].strip(): r for r in paper_claims(pairs)}
+    assert [r["verdict"] for r in rows.values()] == ["supported", "not contradicted", "contradicted", "not shown"]
+    a = rows["(a)"]
+    assert (a["a"], a["b"], a["n_a"], a["n_b"]) == ("multihead", "shared", 6, 5)       # n follows the swap
+    assert (a["mean_capped_a_minus_b"], a["diff_ci95_low"], a["diff_ci95_high"]) == (60.0, 40.0, 80.0)
+    b = rows["(b)"]
+    assert (b["mean_capped_a_minus_b"], b["diff_ci95_low"], b["diff_ci95_high"], b["holm_p"]) == (-30.0, -50.0, -5.0, 0.12)
+    assert rows["(c1)"]["mean_capped_a_minus_b"] == -70.0
+    assert rows["(c2)"]["mean_capped_a_minus_b"] == 2.0
+    assert paper_claims([_pair("shared", "multihead", 0.0, 0.0, 0.0, 1.0, 1.0)])[0]["verdict"] == "not shown"
+    assert paper_claims([_pair("taskid_mi+onehot", "shared", 9.0, 1.0, 20.0, 0.01, 0.01)]) == []   # variants: no claim
