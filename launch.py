@@ -28,14 +28,12 @@ from typing import Any, Sequence
 
 import torch
 
+from actors import ray_cluster
+from configs.errors import ConfigError
+
 log = logging.getLogger("impala_mu")
 
 EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}
-LOCAL_OVERSUBSCRIPTION = 8   # a local Ray may declare at most this many CPUs per core of the machine
-
-
-class ConfigError(ValueError):
-    pass
 
 
 TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
@@ -164,87 +162,6 @@ def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
                      on_event=on_event, resources=cfg.actors.resources)
 
 
-def check_local_capacity(cfg: Any) -> None:
-    """A local Ray (no ``ray_address``) declares at least num_actors x cpus_per_actor CPUs: refuse more
-    than ``LOCAL_OVERSUBSCRIPTION`` times this machine's cores (a typo such as num_actors=1000), unless
-    ``actors.oversubscribe`` asks for it."""
-    if cfg.run.mode != "ray" or cfg.run.ray_address or cfg.actors.oversubscribe:
-        return
-    need, cores = cfg.actors.num_actors * cfg.actors.cpus_per_actor, os.cpu_count() or 1
-    if need > LOCAL_OVERSUBSCRIPTION * cores:
-        raise ConfigError(f"num_actors={cfg.actors.num_actors} x actors.cpus_per_actor={cfg.actors.cpus_per_actor:g} "
-                          f"needs {need:g} CPUs, more than {LOCAL_OVERSUBSCRIPTION} x this machine's {cores} cores; "
-                          "lower num_actors, or join a cluster with ray_address=HOST:PORT")
-
-
-def start_ray(cfg: Any, logdir: str | None = None) -> bool:
-    """Connects to ``ray_address`` or starts a local Ray sized to the machine. True if we started it.
-    ``logdir`` (default ``run.logdir``) is where the local cluster's record goes and leftovers are reaped."""
-    import ray
-
-    logdir = logdir or cfg.run.logdir
-    need = cfg.actors.num_actors * cfg.actors.cpus_per_actor
-    if cfg.run.ray_address:
-        _check_reachable(cfg.run.ray_address)
-        try:
-            ray.init(address=cfg.run.ray_address, logging_level=logging.WARNING, log_to_driver=True)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"cannot join the Ray cluster at ray_address={cfg.run.ray_address!r} ({e}); start it "
-                              "with `ray start --head` (see README, 'On a cluster') or drop ray_address") from None
-        have = ray.cluster_resources()
-        if have.get("CPU", 0) < need:
-            ray.shutdown()
-            raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get('CPU', 0):g} CPUs but "
-                              f"num_actors x cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
-        for name, amount in cfg.actors.resources.items():
-            if have.get(name, 0) < cfg.actors.num_actors * amount:
-                ray.shutdown()
-                raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get(name, 0):g} of resource "
-                                  f"{name!r} but num_actors x actors.resources.{name} needs "
-                                  f"{cfg.actors.num_actors * amount:g}; start nodes with `ray start "
-                                  f"--resources='{{\"{name}\": N}}'` or change actors.resources")
-        return False
-    from actors import ray_reaper
-
-    reaped = ray_reaper.reap_leftovers(logdir, warn=log.warning)   # a crashed run's cluster (this logdir's only)
-    if reaped:
-        log.warning("ended %d leftover processes of the local Ray cluster of a crashed run in %s: %s",
-                    len(reaped), logdir, reaped)
-    # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
-    # address="local": always a new cluster of our own, never one that `ray start` left on the machine.
-    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
-             logging_level=logging.WARNING,
-             resources={k: v * cfg.actors.num_actors for k, v in cfg.actors.resources.items()} or None)
-    node = getattr(ray._private.worker, "_global_node", None)   # no public API for the session dir
-    if node is not None:
-        ray_reaper.start_watchdog(logdir, node.get_session_dir_path(), ray.get_runtime_context().get_node_id())
-    return True
-
-
-def stop_ray(cfg: Any, logdir: str | None = None) -> None:
-    """Shuts down the local Ray cluster ``start_ray`` started, and its watchdog."""
-    import ray
-
-    from actors import ray_reaper
-
-    ray.shutdown()
-    ray_reaper.stop_watchdog(logdir or cfg.run.logdir)
-
-
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
-    """A host:port address must accept a TCP connection (ray.init would otherwise retry for minutes)."""
-    import socket
-
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address:
-        return   # "auto", "ray://...": left to Ray
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ConfigError(f"nothing answers at ray_address={address!r} ({e}); start the head node with "
-                          "`ray start --head --port=PORT` (see README, 'On a cluster') or drop ray_address") from None
-
-
 def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
           on_step=None, install_signal_handlers: bool = True, trust_checkpoint: bool = False) -> str:
     """Runs (or resumes) training as configured. Returns "done" or the stop reason; raises
@@ -258,7 +175,7 @@ def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
         suite, task_ids = build_suite(cfg)
     task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
     check_agent_fits_suite(cfg, suite)
-    check_local_capacity(cfg)
+    ray_cluster.check_local_capacity(cfg)
     lock = take_lock(cfg.run.logdir, "run.logdir")   # the first thing written: one run per logdir
     try:
         return _train_locked(cfg, lock, device, suite, task_ids, on_step, install_signal_handlers,
@@ -323,7 +240,7 @@ def _train_locked(cfg: Any, lock: Any, device: torch.device, suite: Any, task_id
                   frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
     learner = Learner(agent, cfg.learner, total_frames=cfg.run.total_frames,
                       action_repeat=suite.action_repeat, device=device)
-    started_ray = start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
+    started_ray = ray_cluster.start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
     source = reporter = None
     try:
         moved = move_aside(logdir, keep=(LOCK_NAME, RECORD.format(pid=os.getpid()))) if fresh else None
@@ -382,7 +299,7 @@ def _close_all(source: Any, reporter: Any, ray_cfg: Any, failing: bool) -> None:
     logged, never raised in its place; otherwise the first one is raised after the rest are closed."""
     first = None
     closers = [c for c in (source and source.close, reporter and reporter.close,
-                           ray_cfg and (lambda: stop_ray(ray_cfg))) if c]
+                           ray_cfg and (lambda: ray_cluster.stop_ray(ray_cfg))) if c]
     for close in closers:
         try:
             close()
@@ -415,14 +332,14 @@ def evaluate(args: argparse.Namespace) -> int:
     job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
                   greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
                   trust=args.trust_checkpoint)
-    check_local_capacity(job.cfg)
+    ray_cluster.check_local_capacity(job.cfg)
     logdir = str(args.logdir)           # records and reaping in the LOGDIR given, not the checkpoint's
-    started_ray = start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
+    started_ray = ray_cluster.start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
     try:
         run(job)
     finally:
         if started_ray:
-            stop_ray(job.cfg, logdir)
+            ray_cluster.stop_ray(job.cfg, logdir)
     return 0
 
 

@@ -91,8 +91,8 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
             (tmp_path / "no_slot.log").read_text()
         assert not run_dir.exists()
         # a local run (no ray_address) started while this cluster is up gets a Ray of its own
-        code = ("import launch, ray; from configs.schema import load_config; "
-                "launch.start_ray(load_config(None, ['num_actors=1'])); "
+        code = ("import ray; from actors import ray_cluster; from configs.schema import load_config; "
+                "ray_cluster.start_ray(load_config(None, ['num_actors=1'])); "
                 "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()")
         local = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
         assert local.returncode == 0, local.stderr[-2000:]

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import launch
+from actors import ray_cluster
 from conftest import ROOT, TINY, read_jsonl, wait_for
 from configs.run_lock import LOCK_NAME, LockHeld, RunLock
 
@@ -19,7 +20,7 @@ def no_ray(monkeypatch):
     """Any attempt to start or join Ray fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started before the bad input was refused")
-    monkeypatch.setattr(launch, "start_ray", refuse)
+    monkeypatch.setattr(ray_cluster, "start_ray", refuse)
 
 
 def one_line_error(capsys, argv, code=2):
@@ -58,7 +59,7 @@ def test_more_local_actors_than_the_machine_can_run_is_refused(tmp_path, capsys,
     err = one_line_error(capsys, ["train", f"logdir={tmp_path}/run", "num_actors=17"])
     assert "num_actors=17 x actors.cpus_per_actor=1 needs 17 CPUs, more than 8 x this machine's 2 cores" in err
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(launch, "start_ray", lambda cfg: (_ for _ in ()).throw(RuntimeError("reached")))
+    monkeypatch.setattr(ray_cluster, "start_ray", lambda cfg: (_ for _ in ()).throw(RuntimeError("reached")))
     with pytest.raises(RuntimeError, match="reached"):       # 16 = 8 x 2 is allowed
         launch.main(["train", f"logdir={tmp_path}/run16", "num_actors=16", *TINY])
 
@@ -194,7 +195,7 @@ def test_evaluate_reaps_and_records_in_the_logdir_it_was_given(tmp_path, monkeyp
     def start_ray(cfg, logdir=None):
         seen.append(("start", logdir or cfg.run.logdir))
         raise RuntimeError("stop here")
-    monkeypatch.setattr(launch, "start_ray", start_ray)
+    monkeypatch.setattr(ray_cluster, "start_ray", start_ray)
     with pytest.raises(RuntimeError, match="stop here"):
         launch.main(["evaluate", str(copy), "--episodes", "1", "num_actors=1", "mode=ray"])
     assert seen == [("start", str(copy))]
