@@ -1,6 +1,6 @@
 """What a checkpoint records about the code and the task set that wrote it, and the resume checks on it.
 
-Saved in every checkpoint (``learner/loop.py``): ``format`` (``CHECKPOINT_FORMAT``), ``code_version``
+Saved in every checkpoint (``training/loop.py``): ``format`` (``CHECKPOINT_FORMAT``), ``code_version``
 (``{"package": "0.1.0", "git": "<commit>" or None}``) and ``identity``: the suite's task names in
 task-id order (the multihead / taskid_mi heads index their weights by task id) and the instruction
 encoding (word ids, ``envs/instructions.py``). On resume ``resume_problems`` names what makes the

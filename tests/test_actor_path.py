@@ -18,7 +18,7 @@ from actors.actor import ActorCore
 from agent import Agent, AgentConfig, CoreState, agent_input_from_unroll
 from agent.config import HEADS
 from envs.suites import get_suite
-from learner.batching import Batcher, to_device
+from training.batching import Batcher, to_device
 
 SMALL = dict(torso="small", core_size=32, torso_out=32, context_size=8, context_hidden=16,
              instruction_embed=8, instruction_lstm=16)

@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from configs.errors import ConfigError
 import launch
 from agent import Agent
-from analysis.compare import GridError, checkpoint_frames
+from training import run as training_run
+from training.compare import GridError, checkpoint_frames
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from evaluation.evaluate import prepare
 from learner.checkpoint import LEGACY_MAGIC, Checkpointer, UntrustedCheckpoint, load_file
-from learner.loop import unroll_from_plain
+from training.loop import unroll_from_plain
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
 
@@ -41,7 +43,7 @@ def train(logdir, extra=(), stop_after=None, frames=240, trust=False):
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False, trust_checkpoint=trust)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False, trust_checkpoint=trust)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,7 @@ def test_a_legitimate_format_2_checkpoint_resumes_only_with_trust(good_run, tmp_
                                  "torch": rng["torch"]})
     state["format"] = 2
     resave(logdir, state)
-    with pytest.raises(launch.ConfigError, match="trust-checkpoint"):
+    with pytest.raises(ConfigError, match="trust-checkpoint"):
         train(logdir, frames=480)
     # with trust: the same updates as resuming the plain (format 3) checkpoint
     plain = copy_run(good_run, tmp_path, "plain")

@@ -16,6 +16,7 @@ from envs.suites import get_suite
 from evaluation.evaluate import EvaluationError, make_runner, prepare, run
 from evaluation.stats import t_interval, t_quantile
 from evaluation.worker import plan_slots, split_slots
+from training import run as training_run
 
 TASKS = ["goto_goal", "fetch_object", "goto_door"]     # episodes of at most 40 steps
 # t_{0.975, df} from a printed table (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2)
@@ -70,7 +71,7 @@ def trained(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("evaluate") / "run"
     cfg = load_config(None, TINY + [f"logdir={logdir}", "mode=serial", "num_actors=1", "envs_per_actor=3",
                                     "head=taskid_mi", f"tasks=[{','.join(TASKS)}]", "total_frames=256"])
-    assert launch.train(cfg, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, install_signal_handlers=False) == "done"
     return logdir
 
 

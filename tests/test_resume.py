@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import launch
 from agent import Agent
-from conftest import TINY, read_jsonl
+from configs.errors import ConfigError
+from conftest import ROOT, TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import TMP_PREFIX, Checkpointer
+from training import run as training_run
 
 # T=8, B=3 columns from actors of 2 envs: the batcher holds leftovers at every checkpoint
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
@@ -23,7 +24,7 @@ def run(logdir, extra=(), stop_after=None, frames=240, base=SERIAL, config=None)
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 def events(logdir, kind):
@@ -69,7 +70,7 @@ def test_resume_refuses_a_changed_seed_or_network_naming_the_field(tmp_path, cha
     logdir = tmp_path / "s"
     run(logdir, stop_after=1)
     before = sorted(p.name for p in (logdir / "checkpoints").iterdir())
-    with pytest.raises(launch.ConfigError, match=f"{field}.*resume=never"):
+    with pytest.raises(ConfigError, match=f"{field}.*resume=never"):
         run(logdir, [change])
     assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == before
 
@@ -77,20 +78,20 @@ def test_resume_refuses_a_changed_seed_or_network_naming_the_field(tmp_path, cha
 def test_changed_action_repeat_is_refused_but_an_explicit_default_is_not(tmp_path):
     from envs.suites import get_suite
 
-    dmlab = str(Path(launch.__file__).parent / "configs" / "dmlab30.yaml")
+    dmlab = str(ROOT / "configs" / "dmlab30.yaml")
     saved = load_config(dmlab).to_dict()
     del saved["env"]["options"]["action_repeat"]                      # left to the suite (4)
     same = load_config(dmlab, ["env.options.action_repeat=4"])
-    assert launch.check_resume(same, saved, get_suite("dmlab30", action_repeat=4)) == []
+    assert training_run.check_resume(same, saved, get_suite("dmlab30", action_repeat=4)) == []
     other = load_config(dmlab, ["env.options.action_repeat=8"])
-    with pytest.raises(launch.ConfigError, match="env.options.action_repeat: checkpoint None vs now 8"):
-        launch.check_resume(other, saved, get_suite("dmlab30", action_repeat=8))
+    with pytest.raises(ConfigError, match="env.options.action_repeat: checkpoint None vs now 8"):
+        training_run.check_resume(other, saved, get_suite("dmlab30", action_repeat=8))
 
 
 # ---------------------------------------------------------------------- run.resume
 def test_resume_never_moves_the_old_run_aside_and_must_needs_a_checkpoint(tmp_path):
     logdir = tmp_path / "f"
-    with pytest.raises(launch.ConfigError, match="resume=must.*no checkpoint"):
+    with pytest.raises(ConfigError, match="resume=must.*no checkpoint"):
         run(logdir, ["resume=must"])
     assert not logdir.exists()
     assert run(logdir, stop_after=2) == "test-stop"

@@ -9,14 +9,15 @@ import launch
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
-from learner.loop import TrainingError
+from training import run as training_run
+from training.loop import TrainingError
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
 
 
 def train(logdir, on_step=None, extra=()):
     cfg = load_config(None, SERIAL + [f"logdir={logdir}", "total_frames=2400", *extra])
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 def errors(logdir):
@@ -97,7 +98,7 @@ def test_actors_that_cannot_be_built_are_reported_without_a_checkpoint(tmp_path,
 
 
 def test_main_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
-    from learner.loop import TrainLoop
+    from training.loop import TrainLoop
 
     def boom(self, on_step=None):
         raise TrainingError("training stopped at 0 frames (0 updates) by X: y; nothing saved")
@@ -114,7 +115,7 @@ def test_a_full_disk_during_the_clean_up_does_not_replace_the_real_error(tmp_pat
     raised (and printed in one line) is still the loop's, naming the failed checkpoint."""
     import errno
 
-    from learner.report import Reporter
+    from training.report import Reporter
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -36,11 +36,11 @@ import torch
 
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
-from learner.batching import ARRAY_FIELDS, Batcher, DeviceCopier
+from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
 from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
-from learner.report import Reporter
+from training.report import Reporter
 from learner.step import Learner
 
 

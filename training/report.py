@@ -212,7 +212,7 @@ class Reporter:
         w.flush()
 
     def _write_diagnostics(self, frames: int, updates: int) -> None:
-        from learner import diagnostics_log  # noqa: PLC0415
+        from training import diagnostics_log  # noqa: PLC0415
 
         record = diagnostics_log.diagnostics_record(self._diagnostics, [t.name for t in self.suite.tasks], self.task_ids,
                                                     frames, updates, time.time())
