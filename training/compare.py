@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+import yaml
+
 from agent.config import HEADS
+from analysis.report import write_report
+from configs.run_lock import RunLock
+from configs.schema import load_config
+from evaluation.evaluate import prepare, run as run_evaluation
+from learner.checkpoint import CheckpointError, Checkpointer
 
 LAUNCH = str(Path(__file__).resolve().parent.parent / "launch.py")
 
@@ -60,8 +67,6 @@ def plan(heads: Sequence[str], seeds: int, out: str, config: str | None,
          overrides: Sequence[str]) -> tuple[list[GridRun], Any]:
     """The grid's runs (seed-major) and the resolved config of its first run; validates everything
     (heads, config, overrides, the clash check) before anything is written."""
-    from configs.schema import load_config
-
     if seeds < 1:
         raise GridError(f"--seeds {seeds} must be >= 1")
     for item in overrides:
@@ -86,8 +91,6 @@ def grid_identity(cfg: Any) -> dict[str, Any]:
 
 def check_clash(out: str, identity: dict[str, Any]) -> None:
     """Refuses ``out`` if it holds a grid (grid.json) or runs (config.yaml) of another suite/task set."""
-    import yaml
-
     path = os.path.join(out, "grid.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -106,8 +109,6 @@ def check_clash(out: str, identity: dict[str, Any]) -> None:
 
 def checkpoint_frames(logdir: str) -> int:
     """Env frames of the run's newest readable checkpoint (0 if none)."""
-    from learner.checkpoint import CheckpointError, Checkpointer
-
     try:
         loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()   # weights_only, never trusted
     except CheckpointError as e:
@@ -116,8 +117,6 @@ def checkpoint_frames(logdir: str) -> int:
 
 
 def newest_checkpoint(logdir: str) -> Path | None:
-    from learner.checkpoint import Checkpointer
-
     paths = Checkpointer(os.path.join(logdir, "checkpoints")).paths()
     return paths[-1] if paths else None
 
@@ -131,8 +130,6 @@ def evaluated(logdir: str) -> bool:
 def evaluate_run(run: GridRun, episodes: int, stream: TextIO) -> dict[str, Any]:
     """Evaluates the run's newest checkpoint in-process (``evaluation.evaluate``, serial mode: the same
     episodes and numbers as Ray mode, no cluster to start); returns results.json's object."""
-    from evaluation.evaluate import prepare, run as run_evaluation
-
     job = prepare(run.logdir, episodes=episodes, overrides=["mode=serial"])
     return run_evaluation(job, stream=stream)
 
@@ -286,8 +283,6 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
             poll_seconds: float = 10.0, retries: int = 1) -> dict[str, str]:
     """The whole command: validate, train/evaluate what is missing, write ``out/report``.
     Returns {run name: state}."""
-    from configs.run_lock import RunLock  # noqa: PLC0415
-
     head_list = parse_heads(heads)
     runs, cfg = plan(head_list, seeds, out, config, overrides)
     with RunLock(out, "--out") as lock:         # one compare per --out (LockHeld: a one-line error)
@@ -305,8 +300,6 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
 
 
 def _write_report(grid: "Grid", runs: Sequence[GridRun], out: str) -> None:
-    from analysis.report import write_report
-
     have = [r.logdir for r in runs if os.path.exists(os.path.join(r.logdir, "metrics.jsonl"))]
     if have:
         summary = write_report(have, os.path.join(out, "report"))
