@@ -46,8 +46,7 @@ class ActorCore:
         self.incarnation = incarnation
         self.unroll_length = unroll_length
         self.task_ids = np.asarray(task_ids, dtype=np.int64)
-        self.agent = Agent(agent_config, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+        self.agent = Agent.for_suite(agent_config, suite)
         self.agent.eval()
         self.policy_version = -1
         self.generator = torch.Generator().manual_seed(env_seed(seed, actor_id, 1 << 20, incarnation))

@@ -74,8 +74,7 @@ class EvalWorker:
         torch.set_num_threads(torch_threads)
         self.slots = list(slots)
         self.greedy = greedy
-        self.agent = Agent(agent_config, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+        self.agent = Agent.for_suite(agent_config, suite)
         self.agent.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
         self.agent.eval()
         n = len(self.slots)

@@ -18,6 +18,7 @@ import launch
 from actors.ray_reaper import start_time, stat_fields
 from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
+from configs.suites import resolve_suite
 from learner.checkpoint import Checkpointer
 from training import run as training_run
 from training.loop import TrainingError
@@ -62,7 +63,7 @@ def test_env_that_raises_restarts_its_actor(tmp_path):
     ray.cloudpickle.register_pickle_by_value(flaky_suite)
     logdir, marker = tmp_path / "flaky", tmp_path / "crashed"
     cfg = load_config(None, RAY + [f"logdir={logdir}", "total_frames=800"])
-    inner, task_ids = training_run.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
     suite = flaky_suite.FlakySuite(inner, str(marker), fail_at=30)
     assert training_run.train(cfg, suite=suite, task_ids=task_ids, install_signal_handlers=False) == "done"
     assert marker.exists()                       # the env did raise, in an actor process
@@ -229,7 +230,7 @@ def test_actors_that_cannot_be_rebuilt_stop_the_run_with_a_final_checkpoint(tmp_
     ray.cloudpickle.register_pickle_by_value(flaky_suite)
     logdir, marker = tmp_path / "broken", tmp_path / "no-more-envs"
     cfg = load_config(None, RAY + [f"logdir={logdir}", "total_frames=100000000"])
-    inner, task_ids = training_run.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
 
     def break_envs_and_kill_an_actor(loop):
         if loop.learner.num_updates == 3:

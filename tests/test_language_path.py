@@ -9,6 +9,7 @@ from agent import CoreState, agent_input_from_unroll
 from configs.errors import ConfigError
 from conftest import TINY
 from configs.schema import load_config
+from configs.suites import resolve_suite
 from envs.instructions import encode_instruction
 from learner.step import Learner
 from training import run as training_run
@@ -57,7 +58,7 @@ def test_learner_batches_hold_the_encoded_missions(tmp_path, monkeypatch):
     cfg = load_config(None, TINY + ["mode=serial", "num_actors=1", "envs_per_actor=2", "batch_size=2",
                                     "tasks=[fetch_object, goto_door]", f"logdir={tmp_path / 'run'}",
                                     f"total_frames={UPDATES * T * 2}"])
-    inner, task_ids = training_run.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
     suite = MissionSuite(inner)
     batches, learners = [], []
     step = Learner.step
@@ -104,4 +105,4 @@ def test_instruction_vocabulary_smaller_than_the_suite_is_refused(tmp_path):
     assert not logdir.exists()
     # without an instruction encoder there is nothing to fit
     training_run.check_agent_fits_suite(load_config(None, ["agent.instruction_buckets=10", "agent.use_instruction=false"]),
-                                  training_run.build_suite(cfg)[0])
+                                        resolve_suite(cfg)[0])

@@ -1,5 +1,5 @@
 """Resume decisions per config field, serial mode with envs that cannot be copied, checkpoints a
-user can open (torch.load, Agent.from_checkpoint), fresh starts that keep the old run."""
+user can open (torch.load, training.restore.load_agent), fresh starts that keep the old run."""
 import shutil
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from conftest import ROOT, TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import TMP_PREFIX, Checkpointer
 from training import run as training_run
+from training.restore import load_agent
 
 # T=8, B=3 columns from actors of 2 envs: the batcher holds leftovers at every checkpoint
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
@@ -122,14 +123,14 @@ def test_serial_mode_checkpoints_and_resumes_envs_that_cannot_be_copied(tmp_path
 
 
 # ---------------------------------------------------------------------- opening checkpoints
-def test_checkpoint_opens_with_torch_load_and_agent_from_checkpoint(tmp_path):
+def test_checkpoint_opens_with_torch_load_and_load_agent(tmp_path):
     logdir = tmp_path / "o"
     run(logdir, ["head=taskid_mi"], stop_after=2)
     _, path = latest(logdir)
     plain = torch.load(path)                                    # weights_only=True, torch's default
     assert plain["updates"] == 2 and plain["config"]["agent"]["head"] == "taskid_mi"
     for source in (path, logdir):
-        agent, config = Agent.from_checkpoint(source)
+        agent, config = load_agent(source)
         assert config.agent.head == "taskid_mi" and config.run.logdir == str(logdir)
         assert not agent.training
         weights = agent.state_dict()

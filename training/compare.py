@@ -31,7 +31,7 @@ from analysis.report import write_report
 from configs.run_lock import RunLock
 from configs.schema import load_config
 from evaluation.evaluate import prepare, run as run_evaluation
-from learner.checkpoint import CheckpointError, Checkpointer
+from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir, latest
 
 LAUNCH = str(Path(__file__).resolve().parent.parent / "launch.py")
 
@@ -110,14 +110,14 @@ def check_clash(out: str, identity: dict[str, Any]) -> None:
 def checkpoint_frames(logdir: str) -> int:
     """Env frames of the run's newest readable checkpoint (0 if none)."""
     try:
-        loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()   # weights_only, never trusted
+        loaded = latest(logdir)   # weights_only, never trusted
     except CheckpointError as e:
         raise GridError(f"run {logdir}: {e}") from None
     return int(loaded[0]["frames"]) if loaded else 0
 
 
 def newest_checkpoint(logdir: str) -> Path | None:
-    paths = Checkpointer(os.path.join(logdir, "checkpoints")).paths()
+    paths = Checkpointer(checkpoint_dir(logdir)).paths()
     return paths[-1] if paths else None
 
 

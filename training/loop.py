@@ -37,7 +37,7 @@ import torch
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
 from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
-from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint
+from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint, upgrade
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
 from training.report import Reporter
@@ -213,7 +213,7 @@ class TrainLoop:
             "code_version": code_version(),
             "identity": self.identity,
             "config": self.config_dict,
-            "agent_spec": self.learner.agent.spec(),        # with config["agent"]: Agent.from_checkpoint
+            "agent_spec": self.learner.agent.spec(),        # with config["agent"]: training.restore.load_agent
             "mi_parametrization": self.learner.agent.PARAMETRIZATION,   # agent/multiplicative.py
             "learner": self.learner.state_dict(),
             "source": self.source.state_dict(),
@@ -230,8 +230,8 @@ class TrainLoop:
         ``UntrustedCheckpoint`` (before anything is changed) / start new episodes."""
         queue = _plain_or_trusted(state["batcher"], "batcher", trust)
         rng = _plain_or_trusted(state["rng"], "rng", trust)
-        model, factors = self.learner.agent.model_state_from(state)
-        learner_state = dict(state["learner"], model=model)
+        state, factors = upgrade(state)
+        learner_state = state["learner"]
         if factors:      # a checkpoint from before the MI layer's 1/C context scale: same function
             learner_state["optimizer"] = rescale_optimizer_state(
                 learner_state["optimizer"], [name for name, _ in self.learner.agent.named_parameters()],

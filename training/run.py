@@ -25,9 +25,9 @@ from agent import Agent
 from configs.errors import ConfigError
 from configs.run_lock import LOCK_NAME, RunLock
 from configs.schema import TrainConfig, config_from_dict, incompatible_changes, save_yaml
-from envs.dmlab_checks import check_dmlab30_run
+from configs.suites import resolve_suite
 from envs.suites import Suite, get_suite
-from learner.checkpoint import CheckpointError, Checkpointer
+from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
 from learner.provenance import code_version, defaults_used, resume_problems, run_identity
 from learner.step import Learner
 from training.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
@@ -46,30 +46,6 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"run.device={name!r} but this machine has {torch.cuda.device_count()} CUDA devices "
                           f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of them or use device=auto")
     return device
-
-
-def build_suite(cfg: TrainConfig) -> tuple[Suite, list[int]]:
-
-    try:
-        suite = get_suite(cfg.env.suite, **cfg.env.options)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
-    names = [t.name for t in suite.tasks]
-    for name in cfg.env.tasks:
-        if name not in names:
-            hint = "; set env.options.cued=true for the cued pair" if name.endswith("_cued") else ""
-            raise ConfigError(f"env.tasks names {name!r}, which is not a task of suite {cfg.env.suite!r}; "
-                              f"its tasks are: {', '.join(names)}{hint}")
-    task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
-    if cfg.env.suite == "dmlab30":
-
-        try:
-            check_dmlab30_run([names[i] for i in task_ids], dataset_path=cfg.env.options.get("dataset_path"),
-                              num_actors=cfg.actors.num_actors, cpus_per_actor=cfg.actors.cpus_per_actor,
-                              ray_address=cfg.run.ray_address, oversubscribe=cfg.actors.oversubscribe)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    return suite, task_ids
 
 
 def check_agent_fits_suite(cfg: TrainConfig, suite: Suite) -> None:
@@ -155,7 +131,7 @@ def train(cfg: TrainConfig, *, suite: Suite | None = None, task_ids: Sequence[in
     throughout: a second run on the same logdir is refused (``configs.run_lock.LockHeld`` naming the holder)."""
     device = resolve_device(cfg.run.device)
     if suite is None:
-        suite, task_ids = build_suite(cfg)
+        suite, task_ids = resolve_suite(cfg)
     task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
     check_agent_fits_suite(cfg, suite)
     ray_cluster.check_local_capacity(cfg)
@@ -171,7 +147,7 @@ def _train_locked(cfg: TrainConfig, lock: RunLock, device: torch.device, suite: 
                   install_signal_handlers: bool, trust_checkpoint: bool) -> str:
     """``train`` once the logdir's lock is held."""
     logdir = cfg.run.logdir
-    checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
+    checkpointer = Checkpointer(checkpoint_dir(logdir), keep=cfg.run.keep_checkpoints)
     fresh = cfg.run.resume == "never"
     try:                                                      # before anything is written: refuse early
         loaded = None if fresh else checkpointer.load_latest(trust=trust_checkpoint)
@@ -196,8 +172,7 @@ def _train_locked(cfg: TrainConfig, lock: RunLock, device: torch.device, suite: 
     if cfg.run.learner_threads:
         torch.set_num_threads(cfg.run.learner_threads)
     torch.manual_seed(cfg.run.seed)
-    agent = Agent(cfg.agent, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                  frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+    agent = Agent.for_suite(cfg.agent, suite)
     learner = Learner(agent, cfg.learner, total_frames=cfg.run.total_frames,
                       action_repeat=suite.action_repeat, device=device)
     started_ray = ray_cluster.start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet

@@ -148,5 +148,5 @@ class RunStatistics:
             self.lengths[t].extend(state["lengths"].get(t, []))
             self.episodes[t] = state["episodes"].get(t, 0)
         self.actor_restarts = state["actor_restarts"]
-        self.unrolls_used = state.get("unrolls_used", 0)        # absent in checkpoints of format 1
-        self.unrolls_dropped = state.get("unrolls_dropped", 0)
+        self.unrolls_used = state["unrolls_used"]          # format 1 lacks them: learner.checkpoint.upgrade
+        self.unrolls_dropped = state["unrolls_dropped"]
