@@ -37,8 +37,8 @@ MUTATIONS = [
     ("last_action not zeroed at a new episode", "actors/actor.py",
      'np.multiply(buf["action"][t - 1], ~done[t], out=buf["last_action"][t])',
      'buf["last_action"][t] = buf["action"][t - 1]'),
-    ("mean capped score uses max(s, 100)", "training/statistics.py",
-     "min(s, 100.0)", "max(s, 100.0)"),
+    ("mean capped score uses max(s, 100)", "envs/dmlab30.py",
+     "scores = [min(s, cap) for s in scores]", "scores = [max(s, cap) for s in scores]"),
     ("policy lag off by one", "training/loop.py",
      "learner.num_updates - 1 - versions", "learner.num_updates - versions"),
     # of the same kind

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from agent.types import EpisodeStat
+from envs.dmlab30 import capped_mean
 
 if TYPE_CHECKING:
     from envs.suites import Suite
@@ -90,8 +91,7 @@ class RunStatistics:
             }
         if len(normalized) < len(self.task_ids):
             return per_task, None, None   # not every task has finished an episode yet
-        capped = sum(min(s, 100.0) for s in normalized) / len(normalized)
-        return per_task, capped, sum(normalized) / len(normalized)
+        return per_task, capped_mean(normalized), capped_mean(normalized, cap=None)
 
     # ------------------------------------------------------------ records
     def has_steps(self) -> bool:
