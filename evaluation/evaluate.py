@@ -19,7 +19,7 @@ from configs.schema import TrainConfig, build_config, config_from_dict, incompat
 from configs.suites import resolve_suite
 from envs.suites import Suite
 from evaluation import results, video
-from evaluation.runners import SerialRunner, worker_factory
+from evaluation.runners import EpisodeRunner, SerialRunner, worker_factory
 from evaluation.worker import EnvSlot, plan_slots, split_slots
 from learner.checkpoint import CheckpointError, checkpoint_dir, latest, load_file, upgrade
 from learner.provenance import unknown_config_keys
@@ -126,7 +126,7 @@ def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> T
     return cfg
 
 
-def make_runner(job: EvalJob) -> Any:
+def make_runner(job: EvalJob) -> EpisodeRunner:
     """A SerialRunner (``mode=serial``) or a RayRunner (Ray must be initialised by the caller)."""
     actors = job.cfg.actors
     if job.cfg.run.mode == "serial":
@@ -140,7 +140,7 @@ def make_runner(job: EvalJob) -> Any:
                      max_restarts=min(actors.max_restarts, 10))
 
 
-def run(job: EvalJob, runner: Any | None = None, *, stream: TextIO | None = None) -> dict[str, Any]:
+def run(job: EvalJob, runner: EpisodeRunner | None = None, *, stream: TextIO | None = None) -> dict[str, Any]:
     """Plays every planned episode, writes the result files (and videos) and returns results.json's object."""
     stream = stream or sys.stdout
     total = len(job.task_ids) * job.episodes
@@ -189,7 +189,7 @@ def _write_videos(job: EvalJob, records: Sequence[Any]) -> None:
         video.write_gif(str(folder / f"{job.suite.tasks[r.task_id].name}-{k}.gif"), r.frames)
 
 
-def _progress(stream: TextIO, runner: Any, total: int, elapsed: float) -> None:
+def _progress(stream: TextIO, runner: EpisodeRunner, total: int, elapsed: float) -> None:
     done = sum(len(group) for group in runner.records)
     rate = done / elapsed if elapsed > 0 else 0.0
     left = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"

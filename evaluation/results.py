@@ -4,11 +4,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from analysis.stats import sample_std, t_interval
 from envs.dmlab30 import capped_mean
 from evaluation.worker import EpisodeRecord
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 CONFIDENCE = 0.95
 CI_METHOD = "student-t interval over episodes"
@@ -22,7 +25,7 @@ def ordered(records: Sequence[EpisodeRecord]) -> list[EpisodeRecord]:
     return sorted(records, key=lambda r: (r.task_id, r.env, r.episode))
 
 
-def summarize(suite: Any, task_ids: Sequence[int], records: Sequence[EpisodeRecord],
+def summarize(suite: Suite, task_ids: Sequence[int], records: Sequence[EpisodeRecord],
               run_info: Mapping[str, Any]) -> dict[str, Any]:
     """The ``results.json`` object: ``run_info`` (checkpoint, frames, ...) plus per-task statistics
     and the mean capped / uncapped normalized scores over ``task_ids``."""
@@ -48,7 +51,7 @@ def summarize(suite: Any, task_ids: Sequence[int], records: Sequence[EpisodeReco
             "tasks": tasks}
 
 
-def write_files(out_dir: str, summary: Mapping[str, Any], suite: Any, records: Sequence[EpisodeRecord]) -> None:
+def write_files(out_dir: str, summary: Mapping[str, Any], suite: Suite, records: Sequence[EpisodeRecord]) -> None:
     """results.json, results.csv and episodes.csv, each written to a temporary name then renamed."""
     os.makedirs(out_dir, exist_ok=True)
     _atomic_write(os.path.join(out_dir, "results.json"), lambda f: json.dump(summary, f, indent=1))

@@ -13,13 +13,16 @@ finished episode as an ``EpisodeRecord`` (with its frames when it is to be filme
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from agent import Agent, AgentConfig
 from agent.types import AgentInput, CoreState
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 
 class EnvSlot(NamedTuple):
@@ -69,7 +72,7 @@ class EvalWorker:
     ``(episodes finished meanwhile, whether every slot is done)``.
     """
 
-    def __init__(self, suite: Any, agent_config: AgentConfig, weights: Mapping[str, Any],
+    def __init__(self, suite: Suite, agent_config: AgentConfig, weights: Mapping[str, Any],
                  slots: Sequence[EnvSlot], *, greedy: bool, test: bool = True, torch_threads: int = 1) -> None:
         torch.set_num_threads(torch_threads)
         self.slots = list(slots)

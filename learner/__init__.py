@@ -1,5 +1,5 @@
 """IMPALA learner maths: V-trace, losses, TF-style RMSProp, LR schedule and the update step."""
 from learner.config import LearnerConfig
-from learner.step import Learner
+from learner.learner import Learner
 
 __all__ = ["Learner", "LearnerConfig"]

@@ -15,7 +15,10 @@ import functools
 import importlib.metadata
 import os
 import subprocess
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 CHECKPOINT_FORMAT = 3    # 3: no pickled entries; 2: batcher and rng as pickle bytes; 1: no agent_spec
 
@@ -36,7 +39,7 @@ def code_version() -> dict[str, str | None]:
     return {"package": package, "git": commit or None}
 
 
-def run_identity(suite: Any) -> dict[str, Any]:
+def run_identity(suite: Suite) -> dict[str, Any]:
     """The suite's task names in task-id order and its instruction encoding id."""
     return {"task_names": list(suite.task_names),
             "instruction_encoding": f"crc32-buckets{suite.instruction_vocabulary}-words{suite.instruction_length}"}

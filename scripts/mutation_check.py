@@ -42,9 +42,9 @@ MUTATIONS = [
     ("policy lag off by one", "training/loop.py",
      "learner.num_updates - 1 - versions", "learner.num_updates - versions"),
     # of the same kind
-    ("discount from done[t] instead of done[t+1]", "learner/step.py",
+    ("discount from done[t] instead of done[t+1]", "learner/learner.py",
      '(~batch["done"][1:])', '(~batch["done"][:-1])'),
-    ("actions shifted by one step in the learner", "learner/step.py",
+    ("actions shifted by one step in the learner", "learner/learner.py",
      'actions = batch["action"][:steps]', 'actions = batch["action"][1:]'),
     ("a time limit (truncation) not treated as an episode end", "actors/actor.py",
      "ended = terminated or truncated\n", "ended = terminated\n"),
@@ -57,7 +57,7 @@ MUTATIONS = [
     ("score window one episode too long", "training/statistics.py",
      "deque(maxlen=score_window) for t in self.task_ids}\n        self.lengths",
      "deque(maxlen=score_window + 1) for t in self.task_ids}\n        self.lengths"),
-    ("rewards of step 0 used as the first transition's", "learner/step.py",
+    ("rewards of step 0 used as the first transition's", "learner/learner.py",
      'clip_rewards(batch["reward"][1:].float()', 'clip_rewards(batch["reward"][:-1].float()'),
 ]
 

@@ -11,7 +11,7 @@ from conftest import TINY
 from configs.schema import load_config
 from configs.suites import resolve_suite
 from envs.instructions import encode_instruction
-from learner.step import Learner
+from learner.learner import Learner
 from training import run as training_run
 
 T, UPDATES = 8, 6

@@ -45,7 +45,7 @@ def test_an_exception_in_the_loop_writes_a_final_checkpoint(tmp_path):
 
 
 def test_a_step_that_fails_before_changing_the_weights_still_saves(tmp_path, monkeypatch):
-    from learner import step
+    from learner import learner as step
 
     real, calls = step.unroll_loss, []
 
@@ -62,7 +62,7 @@ def test_a_step_that_fails_before_changing_the_weights_still_saves(tmp_path, mon
 
 
 def test_a_step_that_fails_while_applying_the_update_does_not_save(tmp_path, monkeypatch):
-    from learner import step
+    from learner import learner as step
 
     real = step.Learner.step
 
@@ -89,7 +89,7 @@ def test_actors_that_cannot_be_built_are_reported_without_a_checkpoint(tmp_path,
     def no_envs(*args, **kwargs):
         raise RuntimeError("cannot build env (simulated)")
 
-    monkeypatch.setattr(actor.ActorCore, "__init__", no_envs)
+    monkeypatch.setattr(actor.UnrollWorker, "__init__", no_envs)
     with pytest.raises(TrainingError, match="could not start training: RuntimeError: cannot build env"):
         train(tmp_path / "d")
     assert Checkpointer(tmp_path / "d" / "checkpoints").paths() == []

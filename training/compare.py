@@ -29,7 +29,7 @@ import yaml
 from agent.config import HEADS
 from analysis.report import write_report
 from configs.run_lock import RunLock
-from configs.schema import load_config
+from configs.schema import TrainConfig, load_config
 from evaluation.evaluate import prepare, run as run_evaluation
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir, latest
 
@@ -85,7 +85,7 @@ def plan(heads: Sequence[str], seeds: int, out: str, config: str | None,
     return runs, cfg0
 
 
-def grid_identity(cfg: Any) -> dict[str, Any]:
+def grid_identity(cfg: TrainConfig) -> dict[str, Any]:
     return {"suite": cfg.env.suite, "tasks": list(cfg.env.tasks)}
 
 

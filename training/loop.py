@@ -1,7 +1,7 @@
 """The learner loop: unrolls in, learner steps, weights out, reports and checkpoints.
 
-The loop does not know where unrolls come from: a *source* (``actors.serial.SerialSource``
-in-process, ``actors.ray_source.RaySource`` over Ray) provides
+The loop does not know where unrolls come from: a *source* (``actors.source.UnrollSource``:
+``actors.serial.SerialSource`` in-process, ``actors.ray_source.RaySource`` over Ray) provides
 
 * ``start(version, weights)``: begin acting with these weights;
 * ``get() -> list[Unroll]``: the unrolls that have arrived (oldest first; may be empty
@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from actors.source import UnrollSource
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
 from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
@@ -41,7 +42,7 @@ from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint, up
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
 from training.report import Reporter
-from learner.step import Learner
+from learner.learner import Learner
 
 
 def host_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -182,7 +183,7 @@ def _plain_or_trusted(value: Any, name: str, trust: bool, load: bool = True) -> 
 
 
 class TrainLoop:
-    def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
+    def __init__(self, *, learner: Learner, source: UnrollSource, reporter: Reporter, checkpointer: Checkpointer,
                  config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int | None = None,
                  checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
                  stall_seconds: float = 120.0, identity: dict[str, Any] | None = None) -> None:

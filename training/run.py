@@ -17,10 +17,11 @@ from typing import Any, Sequence
 import torch
 
 from actors import ray_cluster
-from actors.actor import ActorCore, assign_tasks
+from actors.actor import UnrollWorker, assign_tasks
 from actors.ray_reaper import RECORD
 from actors.ray_source import RaySource
 from actors.serial import SerialSource
+from actors.source import UnrollSource
 from agent import Agent
 from configs.errors import ConfigError
 from configs.run_lock import LOCK_NAME, RunLock
@@ -29,7 +30,7 @@ from configs.suites import resolve_suite
 from envs.suites import Suite, get_suite
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
 from learner.provenance import code_version, defaults_used, resume_problems, run_identity
-from learner.step import Learner
+from learner.learner import Learner
 from training.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
 from training.report import Reporter
 
@@ -114,7 +115,7 @@ def make_source(cfg: TrainConfig, suite: Suite, task_ids: Sequence[int], on_even
 
     if cfg.run.mode == "serial":
 
-        return SerialSource(lambda i, inc: ActorCore(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
+        return SerialSource(lambda i, inc: UnrollWorker(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
 
     return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
                      max_restarts=cfg.actors.max_restarts, cpus_per_actor=cfg.actors.cpus_per_actor,
@@ -228,7 +229,7 @@ def _train_locked(cfg: TrainConfig, lock: RunLock, device: torch.device, suite: 
     return reason
 
 
-def _close_all(source: Any, reporter: Reporter | None, ray_cfg: TrainConfig | None, failing: bool) -> None:
+def _close_all(source: UnrollSource | None, reporter: Reporter | None, ray_cfg: TrainConfig | None, failing: bool) -> None:
     """Closes the source, the reporter (flushing events.jsonl) and our Ray cluster, each even if one before
     fails. While an error is propagating (``failing``), a failure here (e.g. flushing onto a full disk) is
     logged, never raised in its place; otherwise the first one is raised after the rest are closed."""
