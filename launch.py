@@ -20,41 +20,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from typing import Sequence
 
 from actors import ray_cluster
 from analysis.report import write_report
+from configs.errors import run_command
 from configs.help import config_reference
-from configs.run_lock import LockHeld
-from configs.schema import check_logdir, load_config, to_yaml
+from configs.schema import load_config, to_yaml
 from evaluation.evaluate import prepare, run as run_evaluation
 from training.compare import compare
-from training.loop import TrainingError
-from training.run import train
-
-EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}   # a run stopped by a signal
+from training.run import train_command
 
 TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
               "resume state, env states another user sealed): this can run code from the file, so only for "
               "files you wrote yourself (docs/TESTING.md, threat model)")
 
 
-def exit_status(error: BaseException) -> int | None:
-    """The one place errors become exit statuses (their message is one line on stderr): 1 when another
-    process holds the directory (``LockHeld``) or training failed (``TrainingError``), 2 for a request
-    refused before any work (``ValueError``: ``ConfigError``, ``EvaluationError``, ``GridError``,
-    ``ReportError``, a bad override); None for anything else (a bug: its traceback is shown)."""
-    if isinstance(error, (LockHeld, TrainingError)):
-        return 1
-    return 2 if isinstance(error, ValueError) else None
-
-
 def run_train(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.overrides)
-    check_logdir(cfg.run.logdir)
-    return EXIT_CODES.get(train(cfg, trust_checkpoint=args.trust_checkpoint), 0)
+    return train_command(args.config, args.overrides, args.trust_checkpoint)
 
 
 def run_print_config(args: argparse.Namespace) -> int:
@@ -149,14 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command not in ("compare", "report"):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return COMMANDS[args.command](args)
-    except Exception as e:  # noqa: BLE001 - mapped below; anything else is re-raised
-        status = exit_status(e)
-        if status is None:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return status
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

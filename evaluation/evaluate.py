@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
 from configs.errors import ConfigError
-from configs.schema import TrainConfig, build_config, config_from_dict, incompatible_changes, parse_override
+from configs.schema import (TrainConfig, build_config, config_from_dict, incompatible_changes, parse_override,
+                            unknown_config_keys)
 from configs.suites import resolve_suite
 from envs.suites import Suite
 from evaluation import results, video
 from evaluation.runners import EpisodeRunner, SerialRunner, worker_factory
 from evaluation.worker import EnvSlot, plan_slots, split_slots
 from learner.checkpoint import CheckpointError, checkpoint_dir, latest, load_file, upgrade
-from learner.provenance import unknown_config_keys
 
 
 class EvaluationError(ValueError):

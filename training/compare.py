@@ -1,7 +1,7 @@
 """``launch.py compare``: a grid of heads x seeds, each a normal resumable training run.
 
 Run ``(head, k)`` trains in ``DIR/<head>/seed<k>/`` as its own subprocess
-(``python launch.py train ... head=<head> seed=<k> logdir=DIR/<head>/seed<k>``), so a crash of
+(``python -m training ... head=<head> seed=<k> logdir=DIR/<head>/seed<k>``, i.e. ``launch.py train``), so a crash of
 one run cannot take the grid down and ``--parallel P`` runs P of them side by side (each starts
 its own local Ray cluster, or joins ``ray_address``). Runs go seed-major (every head's seed 0,
 then every head's seed 1, ...), so a grid stopped early is still balanced across heads.
@@ -33,7 +33,7 @@ from configs.schema import TrainConfig, load_config
 from evaluation.evaluate import prepare, run as run_evaluation
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir, latest
 
-LAUNCH = str(Path(__file__).resolve().parent.parent / "launch.py")
+ROOT = str(Path(__file__).resolve().parent.parent)   # on the runs' PYTHONPATH: `python -m training` from any cwd
 
 
 class GridError(ValueError):
@@ -45,7 +45,7 @@ class GridRun:
     head: str
     seed: int
     logdir: str
-    overrides: tuple[str, ...]    # the full override list passed to ``launch.py train``
+    overrides: tuple[str, ...]    # the full override list passed to ``python -m training`` (launch.py train)
 
     @property
     def name(self) -> str:
@@ -162,7 +162,7 @@ class Grid:
 
     def train_command(self, run: GridRun) -> list[str]:
         config = ["--config", self.config] if self.config else []
-        return [self.python, LAUNCH, "train", *config, *run.overrides]
+        return [self.python, "-m", "training", *config, *run.overrides]
 
     def run_all(self) -> dict[str, str]:
         """Trains and evaluates every run not yet finished; returns {run name: state}."""
@@ -214,7 +214,8 @@ class Grid:
                 os.makedirs(run.logdir, exist_ok=True)
                 log = open(os.path.join(run.logdir, log_name), "a")
                 active[run] = (subprocess.Popen(command(run), stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL), log, time.monotonic())
+                                                stdin=subprocess.DEVNULL, env=_run_environment()),
+                               log, time.monotonic())
                 self.say(f"{what} {run.name}: started ({finished}/{total} done), log {log.name}")
             time.sleep(min(self.poll, 1.0))
             for run, (proc, log, started) in list(active.items()):
@@ -304,3 +305,9 @@ def _write_report(grid: "Grid", runs: Sequence[GridRun], out: str) -> None:
     if have:
         summary = write_report(have, os.path.join(out, "report"))
         grid.say(f"report written to {summary}")
+
+
+def _run_environment() -> dict[str, str]:
+    """This environment with the project's root first on PYTHONPATH (``python -m training``)."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": ROOT + (os.pathsep + path if path else "")}

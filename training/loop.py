@@ -37,6 +37,7 @@ import torch
 from actors.source import UnrollSource
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
+from configs.errors import TrainingError
 from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
 from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint, upgrade
 from learner.optim import LinearDecay, rescale_optimizer_state
@@ -87,14 +88,6 @@ class WeightSnapshot:
             self.event = None
         version, self.version = self.version, None
         return version, {k: v.numpy() for k, v in self.buffers.items()}
-
-
-class TrainingError(RuntimeError):
-    """Training stopped on an error; the message is one line, ``checkpoint`` the final one written (or None)."""
-
-    def __init__(self, message: str, checkpoint: str | None = None) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
 
 
 def describe_error(error: BaseException) -> str:

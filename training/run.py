@@ -23,18 +23,21 @@ from actors.ray_source import RaySource
 from actors.serial import SerialSource
 from actors.source import UnrollSource
 from agent import Agent
-from configs.errors import ConfigError
+from configs.errors import ConfigError, TrainingError
 from configs.run_lock import LOCK_NAME, RunLock
-from configs.schema import TrainConfig, config_from_dict, incompatible_changes, save_yaml
+from configs.schema import (TrainConfig, check_logdir, config_from_dict, defaults_used, incompatible_changes, load_config,
+                            save_yaml, unknown_config_keys)
 from configs.suites import resolve_suite
 from envs.suites import Suite, get_suite
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
-from learner.provenance import code_version, defaults_used, resume_problems, run_identity
+from learner.provenance import code_version, resume_problems, run_identity
 from learner.learner import Learner
-from training.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
+from training.loop import TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
 from training.report import Reporter
 
 log = logging.getLogger("impala_mu")
+
+EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}   # a run stopped by a signal
 
 
 def resolve_device(name: str) -> torch.device:
@@ -161,7 +164,7 @@ def _train_locked(cfg: TrainConfig, lock: RunLock, device: torch.device, suite: 
                           "or use resume=auto to start a new run there")
     identity = run_identity(suite)
     if loaded:
-        problems = resume_problems(loaded[0], identity)
+        problems = resume_problems(loaded[0], identity, unknown_config_keys(loaded[0].get("config") or {}))
         if problems:
             raise ConfigError(f"cannot resume from {loaded[1]}: {'; '.join(problems)}. Use another logdir, or "
                               f"resume=never (moves this run aside to {logdir}.old-<time> and starts afresh)")
@@ -259,3 +262,11 @@ def _install_signal_handlers(loop: TrainLoop) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+
+
+def train_command(config: str | None, overrides: Sequence[str], trust_checkpoint: bool = False) -> int:
+    """``launch.py train`` (and ``python -m training``, compare's runs): the run's exit status, 128 + the
+    signal's number when a signal stopped it; errors are raised (``configs.errors.exit_status``)."""
+    cfg = load_config(config, list(overrides))
+    check_logdir(cfg.run.logdir)
+    return EXIT_CODES.get(train(cfg, trust_checkpoint=trust_checkpoint), 0)
