@@ -14,14 +14,13 @@ import ray
 import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
-import launch
 from actors.ray_reaper import start_time, stat_fields
+from configs.errors import TrainingError
 from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
 from configs.suites import resolve_suite
 from learner.checkpoint import Checkpointer
 from training import run as training_run
-from training.loop import TrainingError
 
 RAY = TINY + ["num_actors=2", "envs_per_actor=2", "run.report_every_seconds=1"]
 
@@ -195,7 +194,7 @@ def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp
     try:
         time.sleep(2)
         records = [p.read_text() for p in run_dir.glob("ray_session-*.json")]
-        reaped = ray_reaper.reap_leftovers(run_dir)                   # what launch.py does at a start
+        reaped = ray_reaper.reap_leftovers(run_dir)                   # what ray_cluster.start_ray does at a start
         assert set(reaped) <= set(tree), "only the crashed run's own processes may be signalled"
         wait_for(lambda: not still_running(tree), 30,
                  f"the crashed run's Ray processes to end (reaped {reaped}, records {records})")

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 import launch
+from configs.errors import TrainingError
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
 from training import run as training_run
-from training.loop import TrainingError
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
 

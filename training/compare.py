@@ -64,7 +64,7 @@ def parse_heads(text: str) -> list[str]:
 
 
 def plan(heads: Sequence[str], seeds: int, out: str, config: str | None,
-         overrides: Sequence[str]) -> tuple[list[GridRun], Any]:
+         overrides: Sequence[str]) -> tuple[list[GridRun], TrainConfig]:
     """The grid's runs (seed-major) and the resolved config of its first run; validates everything
     (heads, config, overrides, the clash check) before anything is written."""
     if seeds < 1:
