@@ -38,12 +38,12 @@ from actors.source import UnrollSource
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
 from configs.errors import TrainingError
-from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
 from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint, upgrade
+from learner.learner import Learner
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
+from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
 from training.report import Reporter
-from learner.learner import Learner
 
 
 def host_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:

@@ -30,8 +30,8 @@ from configs.schema import (TrainConfig, check_logdir, config_from_dict, default
 from configs.suites import resolve_suite
 from envs.suites import Suite, get_suite
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
-from learner.provenance import code_version, resume_problems, run_identity
 from learner.learner import Learner
+from learner.provenance import code_version, resume_problems, run_identity
 from training.loop import TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
 from training.report import Reporter
 
