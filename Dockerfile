@@ -46,6 +46,7 @@ COPY actors actors
 COPY configs configs
 COPY evaluation evaluation
 COPY analysis analysis
+COPY training training
 RUN --mount=type=secret,id=ca scripts/image/with_ca.sh scripts/image/install_project.sh /opt/venv
 
 # ---------------------------------------------------------------- runtime image
@@ -64,6 +65,7 @@ COPY actors actors
 COPY configs configs
 COPY evaluation evaluation
 COPY analysis analysis
+COPY training training
 RUN scripts/image/check.sh /opt/venv/bin/python
 # The psychlab levels that need the Brady-Konkle-Oliva dataset read it from a volume mounted
 # here and passed as env.options.dataset_path=/data/psychlab (launch.py refuses them otherwise).

@@ -20,416 +20,64 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import time
-from typing import Any, Sequence
+from typing import Sequence
 
-import torch
-
-log = logging.getLogger("impala_mu")
-
-EXIT_CODES = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}
-LOCAL_OVERSUBSCRIPTION = 8   # a local Ray may declare at most this many CPUs per core of the machine
-
-
-class ConfigError(ValueError):
-    pass
-
+from actors import ray_cluster
+from analysis.report import write_report
+from configs.errors import run_command
+from configs.help import config_reference
+from configs.schema import load_config, to_yaml
+from evaluation.evaluate import prepare, run as run_evaluation
+from training.compare import compare
+from training.run import train_command
 
 TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
               "resume state, env states another user sealed): this can run code from the file, so only for "
               "files you wrote yourself (docs/TESTING.md, threat model)")
 
 
-class RunBusy(ConfigError):
-    """Another live process holds the run directory's lock (exit status 1)."""
+def run_train(args: argparse.Namespace) -> int:
+    return train_command(args.config, args.overrides, args.trust_checkpoint)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"run.device={name!r} but this machine has no CUDA device; use device=auto or device=cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"run.device={name!r} but this machine has {torch.cuda.device_count()} CUDA devices "
-                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of them or use device=auto")
-    return device
-
-
-def build_suite(cfg: Any):
-    from envs.suites import get_suite
-
-    try:
-        suite = get_suite(cfg.env.suite, **cfg.env.options)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
-    names = [t.name for t in suite.tasks]
-    for name in cfg.env.tasks:
-        if name not in names:
-            hint = "; set env.options.cued=true for the cued pair" if name.endswith("_cued") else ""
-            raise ConfigError(f"env.tasks names {name!r}, which is not a task of suite {cfg.env.suite!r}; "
-                              f"its tasks are: {', '.join(names)}{hint}")
-    task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
-    if cfg.env.suite == "dmlab30":
-        from envs.dmlab_checks import check_dmlab30_run
-
-        try:
-            check_dmlab30_run([names[i] for i in task_ids], dataset_path=cfg.env.options.get("dataset_path"),
-                              num_actors=cfg.actors.num_actors, cpus_per_actor=cfg.actors.cpus_per_actor,
-                              ray_address=cfg.run.ray_address, oversubscribe=cfg.actors.oversubscribe)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    return suite, task_ids
-
-
-def check_agent_fits_suite(cfg: Any, suite: Any) -> None:
-    """The instruction encoder must have a row for every word id the suite's envs emit."""
-    vocabulary = getattr(suite, "instruction_vocabulary", 0)
-    if cfg.agent.use_instruction and cfg.agent.instruction_buckets < vocabulary:
-        raise ConfigError(f"agent.instruction_buckets={cfg.agent.instruction_buckets} is smaller than suite "
-                          f"{cfg.env.suite!r}'s instruction hashing (word ids 1..{vocabulary}); set "
-                          f"agent.instruction_buckets={vocabulary} (or agent.use_instruction=false)")
-
-
-def check_resume(cfg: Any, saved: dict[str, Any], suite: Any = None) -> list[str]:
-    """Refuses a checkpoint made with an incompatible config (``configs.schema.INCOMPATIBLE_PREFIXES``),
-    naming each field; returns the other changed keys."""
-    from configs.schema import config_from_dict, incompatible_changes
-    from envs.suites import get_suite
-
-    try:
-        saved_cfg = config_from_dict(saved)
-    except ValueError as e:      # a value this code's schema refuses (written by other code)
-        raise ConfigError(f"cannot resume from {cfg.run.logdir}: its checkpoint's config is not valid for this "
-                          f"code ({' '.join(str(e).split())}); use the code that wrote it, or resume=never") from None
-    bad, other = incompatible_changes(saved_cfg, cfg)
-    if "env.options.action_repeat" in bad and suite is not None and "env.suite" not in bad:
-        # given on one side only: what counts is the action repeat the suites end up with
-        if get_suite(saved_cfg.env.suite, **saved_cfg.env.options).action_repeat == suite.action_repeat:
-            bad.remove("env.options.action_repeat")
-    if bad:
-        a, b = saved_cfg.to_dict(), cfg.to_dict()
-        details = "; ".join(f"{k}: checkpoint {_get(a, k)!r} vs now {_get(b, k)!r}" for k in bad)
-        raise ConfigError(f"cannot resume from {cfg.run.logdir}: its checkpoint was made with an incompatible "
-                          f"config ({details}). Use the checkpoint's settings, another logdir, or resume=never "
-                          f"(moves this run aside to {cfg.run.logdir}.old-<time> and starts afresh).")
-    return other
-
-
-def move_aside(logdir: str, keep: Sequence[str] = ()) -> str | None:
-    """Moves what a non-empty ``logdir`` holds into ``<logdir>.old-<UTC time>`` (never deletes);
-    returns the new name. The entries named in ``keep`` stay: this run's lock and its Ray record."""
-    entries = [e for e in os.listdir(logdir) if e not in keep] if os.path.isdir(logdir) else []
-    if not entries:
-        return None
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    target, n = f"{os.path.normpath(logdir)}.old-{stamp}", 1
-    while os.path.exists(target):
-        n += 1
-        target = f"{os.path.normpath(logdir)}.old-{stamp}-{n}"
-    os.makedirs(target)
-    for entry in entries:
-        os.rename(os.path.join(logdir, entry), os.path.join(target, entry))
-    return target
-
-
-def _get(tree: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
-def make_source(cfg: Any, suite: Any, task_ids: Sequence[int], on_event):
-    from actors.actor import ActorCore, assign_tasks
-
-    def actor_args(actor_id: int, incarnation: int) -> dict[str, Any]:
-        return dict(suite=suite, agent_config=cfg.agent,
-                    task_ids=assign_tasks(task_ids, actor_id, cfg.actors.envs_per_actor),
-                    unroll_length=cfg.learner.unroll_length, seed=cfg.run.seed, actor_id=actor_id,
-                    incarnation=incarnation, torch_threads=cfg.actors.torch_threads)
-
-    if cfg.run.mode == "serial":
-        from actors.serial import SerialSource
-
-        return SerialSource(lambda i, inc: ActorCore(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
-    from actors.ray_source import RaySource
-
-    return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
-                     max_restarts=cfg.actors.max_restarts, cpus_per_actor=cfg.actors.cpus_per_actor,
-                     on_event=on_event, resources=cfg.actors.resources)
-
-
-def check_local_capacity(cfg: Any) -> None:
-    """A local Ray (no ``ray_address``) declares at least num_actors x cpus_per_actor CPUs: refuse more
-    than ``LOCAL_OVERSUBSCRIPTION`` times this machine's cores (a typo such as num_actors=1000), unless
-    ``actors.oversubscribe`` asks for it."""
-    if cfg.run.mode != "ray" or cfg.run.ray_address or cfg.actors.oversubscribe:
-        return
-    need, cores = cfg.actors.num_actors * cfg.actors.cpus_per_actor, os.cpu_count() or 1
-    if need > LOCAL_OVERSUBSCRIPTION * cores:
-        raise ConfigError(f"num_actors={cfg.actors.num_actors} x actors.cpus_per_actor={cfg.actors.cpus_per_actor:g} "
-                          f"needs {need:g} CPUs, more than {LOCAL_OVERSUBSCRIPTION} x this machine's {cores} cores; "
-                          "lower num_actors, or join a cluster with ray_address=HOST:PORT")
-
-
-def start_ray(cfg: Any, logdir: str | None = None) -> bool:
-    """Connects to ``ray_address`` or starts a local Ray sized to the machine. True if we started it.
-    ``logdir`` (default ``run.logdir``) is where the local cluster's record goes and leftovers are reaped."""
-    import ray
-
-    logdir = logdir or cfg.run.logdir
-    need = cfg.actors.num_actors * cfg.actors.cpus_per_actor
-    if cfg.run.ray_address:
-        _check_reachable(cfg.run.ray_address)
-        try:
-            ray.init(address=cfg.run.ray_address, logging_level=logging.WARNING, log_to_driver=True)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"cannot join the Ray cluster at ray_address={cfg.run.ray_address!r} ({e}); start it "
-                              "with `ray start --head` (see README, 'On a cluster') or drop ray_address") from None
-        have = ray.cluster_resources()
-        if have.get("CPU", 0) < need:
-            ray.shutdown()
-            raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get('CPU', 0):g} CPUs but "
-                              f"num_actors x cpus_per_actor needs {need:g}; add worker nodes or lower num_actors")
-        for name, amount in cfg.actors.resources.items():
-            if have.get(name, 0) < cfg.actors.num_actors * amount:
-                ray.shutdown()
-                raise ConfigError(f"the Ray cluster at {cfg.run.ray_address} has {have.get(name, 0):g} of resource "
-                                  f"{name!r} but num_actors x actors.resources.{name} needs "
-                                  f"{cfg.actors.num_actors * amount:g}; start nodes with `ray start "
-                                  f"--resources='{{\"{name}\": N}}'` or change actors.resources")
-        return False
-    from actors import ray_reaper
-
-    reaped = ray_reaper.reap_leftovers(logdir, warn=log.warning)   # a crashed run's cluster (this logdir's only)
-    if reaped:
-        log.warning("ended %d leftover processes of the local Ray cluster of a crashed run in %s: %s",
-                    len(reaped), logdir, reaped)
-    # Locally, actors may share cores with the learner: declare at least as many CPUs as they need.
-    # address="local": always a new cluster of our own, never one that `ray start` left on the machine.
-    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False,
-             logging_level=logging.WARNING,
-             resources={k: v * cfg.actors.num_actors for k, v in cfg.actors.resources.items()} or None)
-    node = getattr(ray._private.worker, "_global_node", None)   # no public API for the session dir
-    if node is not None:
-        ray_reaper.start_watchdog(logdir, node.get_session_dir_path(), ray.get_runtime_context().get_node_id())
-    return True
-
-
-def stop_ray(cfg: Any, logdir: str | None = None) -> None:
-    """Shuts down the local Ray cluster ``start_ray`` started, and its watchdog."""
-    import ray
-
-    from actors import ray_reaper
-
-    ray.shutdown()
-    ray_reaper.stop_watchdog(logdir or cfg.run.logdir)
-
-
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
-    """A host:port address must accept a TCP connection (ray.init would otherwise retry for minutes)."""
-    import socket
-
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address:
-        return   # "auto", "ray://...": left to Ray
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ConfigError(f"nothing answers at ray_address={address!r} ({e}); start the head node with "
-                          "`ray start --head --port=PORT` (see README, 'On a cluster') or drop ray_address") from None
-
-
-def train(cfg: Any, *, suite: Any = None, task_ids: Sequence[int] | None = None,
-          on_step=None, install_signal_handlers: bool = True, trust_checkpoint: bool = False) -> str:
-    """Runs (or resumes) training as configured. Returns "done" or the stop reason; raises
-    ``ConfigError`` before any work for a config it cannot run (a checkpoint that cannot be
-    used included), ``TrainingError`` (one-line message, after a final checkpoint where possible)
-    when training fails. ``trust_checkpoint`` (``--trust-checkpoint``): the resume may unpickle
-    what older checkpoints pickled (learner/checkpoint.py, docs/TESTING.md's threat model). Holds ``LOGDIR/.lock``
-    throughout: a second run on the same logdir is refused (``RunBusy`` naming the holder)."""
-    device = resolve_device(cfg.run.device)
-    if suite is None:
-        suite, task_ids = build_suite(cfg)
-    task_ids = list(task_ids) if task_ids is not None else list(range(len(suite.tasks)))
-    check_agent_fits_suite(cfg, suite)
-    check_local_capacity(cfg)
-    lock = take_lock(cfg.run.logdir, "run.logdir")   # the first thing written: one run per logdir
-    try:
-        return _train_locked(cfg, lock, device, suite, task_ids, on_step, install_signal_handlers,
-                             trust_checkpoint)
-    finally:
-        lock.release()
-
-
-def take_lock(directory: str, what: str):
-    """``configs.run_lock.RunLock`` on ``directory``; ``RunBusy`` (one line) if another run holds it,
-    ``ConfigError`` if it cannot be created."""
-    from configs.run_lock import LockError, LockHeld, RunLock
-
-    try:
-        return RunLock(directory, what)
-    except LockHeld as e:
-        raise RunBusy(str(e)) from None
-    except LockError as e:
-        raise ConfigError(str(e)) from None
-
-
-def _train_locked(cfg: Any, lock: Any, device: torch.device, suite: Any, task_ids: list[int], on_step,
-                  install_signal_handlers: bool, trust_checkpoint: bool) -> str:
-    """``train`` once the logdir's lock is held."""
-    from actors.ray_reaper import RECORD
-    from agent import Agent
-    from configs.run_lock import LOCK_NAME
-    from configs.schema import save_yaml
-    from learner.checkpoint import CheckpointError, Checkpointer
-    from learner.loop import TrainingError, TrainLoop, check_trusted, describe_error, lr_on_resume, report_error
-    from learner.provenance import code_version, defaults_used, resume_problems, run_identity
-    from learner.report import Reporter
-    from learner.step import Learner
-
-    logdir = cfg.run.logdir
-    checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), keep=cfg.run.keep_checkpoints)
-    fresh = cfg.run.resume == "never"
-    try:                                                      # before anything is written: refuse early
-        loaded = None if fresh else checkpointer.load_latest(trust=trust_checkpoint)
-        if loaded:
-            check_trusted(loaded[0], trust_checkpoint)
-    except CheckpointError as e:
-        raise ConfigError(f"cannot resume from {logdir}: {e}") from None
-    if cfg.run.resume == "must" and not loaded:
-        raise ConfigError(f"run.resume=must but {logdir} holds no checkpoint to resume; check logdir, "
-                          "or use resume=auto to start a new run there")
-    identity = run_identity(suite)
-    if loaded:
-        problems = resume_problems(loaded[0], identity)
-        if problems:
-            raise ConfigError(f"cannot resume from {loaded[1]}: {'; '.join(problems)}. Use another logdir, or "
-                              f"resume=never (moves this run aside to {logdir}.old-<time> and starts afresh)")
-    changed = check_resume(cfg, loaded[0]["config"], suite) if loaded else []
-    if loaded and loaded[0]["frames"] >= cfg.run.total_frames:
-        raise ConfigError(f"{logdir} already holds a run at {loaded[0]['frames']:,} frames >= "
-                          f"total_frames={cfg.run.total_frames:,}; raise total_frames to extend it, "
-                          "or resume=never to move it aside and start afresh")
-    if cfg.run.learner_threads:
-        torch.set_num_threads(cfg.run.learner_threads)
-    torch.manual_seed(cfg.run.seed)
-    agent = Agent(cfg.agent, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                  frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
-    learner = Learner(agent, cfg.learner, total_frames=cfg.run.total_frames,
-                      action_repeat=suite.action_repeat, device=device)
-    started_ray = start_ray(cfg) if cfg.run.mode == "ray" else False   # may refuse: nothing written yet
-    source = reporter = None
-    try:
-        moved = move_aside(logdir, keep=(LOCK_NAME, RECORD.format(pid=os.getpid()))) if fresh else None
-        os.makedirs(logdir, exist_ok=True)
-        removed = checkpointer.remove_partial_saves()
-        save_yaml(cfg, os.path.join(logdir, "config.yaml"))
-        reporter = Reporter(suite, task_ids, logdir, total_frames=cfg.run.total_frames,
-                            report_every_seconds=cfg.run.report_every_seconds,
-                            score_window=cfg.run.score_window_episodes,
-                            start_frames=loaded[0]["frames"] if loaded else 0, config=cfg.to_dict())
-        if lock.taken_over:
-            reporter.event("lock_taken_over", previous=lock.taken_over, why="its holder ended without releasing it")
-        if moved:
-            reporter.event("moved_aside", old_run=moved, why="run.resume=never")
-        if removed:
-            reporter.event("removed_partial_saves", files=removed, why="left by a save that was killed")
-        try:
-            source = make_source(cfg, suite, task_ids, reporter.event)
-            loop = TrainLoop(learner=learner, source=source, reporter=reporter, checkpointer=checkpointer,
-                             config_dict=cfg.to_dict(), total_frames=cfg.run.total_frames,
-                             batch_size=cfg.learner.batch_size, unroll_length=cfg.learner.unroll_length,
-                             checkpoint_every_seconds=cfg.run.checkpoint_every_seconds,
-                             checkpoint_every_frames=cfg.run.checkpoint_every_frames, identity=identity)
-            if loaded:
-                loop.load_state_dict(loaded[0], trust=trust_checkpoint)
-                saved = loaded[0]
-                versions = {"checkpoint": saved.get("code_version"), "now": code_version()}
-                reporter.event("resume", path=str(loaded[1]), frames=learner.num_frames,
-                               updates=learner.num_updates, changed=",".join(changed) or "-",
-                               defaults_used=defaults_used(saved["config"]) or "-",
-                               code_version=versions if versions["checkpoint"] != versions["now"] else "same",
-                               **lr_on_resume(saved, learner))
-        except Exception as e:  # noqa: BLE001 - e.g. serial actors that cannot be built: nothing new to save
-            try:
-                report_error(reporter, e, frames=learner.num_frames, updates=learner.num_updates, checkpoint=None)
-            except Exception:  # noqa: BLE001 - e.g. a full disk: the error below is the one to report
-                pass
-            raise TrainingError(f"could not start training: {describe_error(e)}; no new checkpoint (nothing "
-                                f"trained yet). Traceback in {logdir}/events.jsonl") from e
-        if install_signal_handlers:
-            _install_signal_handlers(loop)
-        reporter.event("start", device=str(device), mode=cfg.run.mode, suite=cfg.env.suite,
-                       head=cfg.agent.head, total_frames=cfg.run.total_frames,
-                       parameters=sum(p.numel() for p in agent.parameters()))
-        reason = loop.run(on_step=on_step)
-    except BaseException:
-        _close_all(source, reporter, cfg if started_ray else None, failing=True)
-        raise
-    _close_all(source, reporter, cfg if started_ray else None, failing=False)
-    return reason
-
-
-def _close_all(source: Any, reporter: Any, ray_cfg: Any, failing: bool) -> None:
-    """Closes the source, the reporter (flushing events.jsonl) and our Ray cluster, each even if one before
-    fails. While an error is propagating (``failing``), a failure here (e.g. flushing onto a full disk) is
-    logged, never raised in its place; otherwise the first one is raised after the rest are closed."""
-    first = None
-    closers = [c for c in (source and source.close, reporter and reporter.close,
-                           ray_cfg and (lambda: stop_ray(ray_cfg))) if c]
-    for close in closers:
-        try:
-            close()
-        except Exception as e:  # noqa: BLE001
-            if failing:
-                log.warning("while stopping after the error, closing also failed: %s: %s", type(e).__name__, e)
-            elif first is None:
-                first = e
-    if first is not None:
-        raise first
-
-
-def _install_signal_handlers(loop: Any) -> None:
-    def handler(signum, _frame):
-        name = signal.Signals(signum).name
-        if loop.stop_reason is not None:      # second signal: stop now, without a checkpoint
-            raise KeyboardInterrupt(name)
-        loop.stop_reason = name
-        print(f"\n{name} received: finishing this step, writing a checkpoint, then exiting "
-              f"(send it again to exit without a checkpoint)", file=sys.stderr, flush=True)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    """``evaluate``: the logic is ``evaluation.evaluate``; this starts Ray around it when needed."""
-    from evaluation.evaluate import prepare, run
-
-    job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
-                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
-                  trust=args.trust_checkpoint)
-    check_local_capacity(job.cfg)
-    logdir = str(args.logdir)           # records and reaping in the LOGDIR given, not the checkpoint's
-    started_ray = start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
-    try:
-        run(job)
-    finally:
-        if started_ray:
-            stop_ray(job.cfg, logdir)
+def run_print_config(args: argparse.Namespace) -> int:
+    print(to_yaml(load_config(args.config, args.overrides)), end="")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from configs.help import config_reference
-    from configs.schema import check_logdir, load_config, to_yaml
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate``: the logic is ``evaluation.evaluate``; this starts Ray around it when needed."""
+    job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
+                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
+                  trust=args.trust_checkpoint)
+    ray_cluster.check_local_capacity(job.cfg)
+    logdir = str(args.logdir)           # records and reaping in the LOGDIR given, not the checkpoint's
+    started_ray = ray_cluster.start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
+    try:
+        run_evaluation(job)
+    finally:
+        if started_ray:
+            ray_cluster.stop_ray(job.cfg, logdir)
+    return 0
 
+
+def run_compare(args: argparse.Namespace) -> int:
+    states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
+                     parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
+    return 0 if all(s == "finished" for s in states.values()) else 1
+
+
+def run_report(args: argparse.Namespace) -> int:
+    print(f"report written to {write_report(args.runs, args.out, boot=args.boot)}")
+    return 0
+
+
+COMMANDS = {"train": run_train, "print-config": run_print_config, "evaluate": run_evaluate,
+            "compare": run_compare, "report": run_report}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -472,68 +120,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(statistics only)")
     p.add_argument("--out", required=True, help="report directory (summary.md, PNGs, CSVs)")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may also follow evaluate's options (argparse takes positionals in one run)
     if args.command in ("evaluate", "compare") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command in ("compare", "report"):
-        return _analysis(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "evaluate":
-        from evaluation.evaluate import EvaluationError
-
-        try:
-            return evaluate(args)
-        except (EvaluationError, ConfigError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    try:
-        cfg = load_config(args.config, args.overrides)
-        if args.command == "print-config":
-            print(to_yaml(cfg), end="")
-            return 0
-        check_logdir(cfg.run.logdir)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from learner.loop import TrainingError
-
-    try:
-        reason = train(cfg, trust_checkpoint=args.trust_checkpoint)
-    except RunBusy as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return EXIT_CODES.get(reason, 0)
-
-
-def _analysis(args: argparse.Namespace) -> int:
-    from configs.run_lock import LockHeld
-
-    try:
-        if args.command == "report":
-            from analysis.report import write_report
-
-            print(f"report written to {write_report(args.runs, args.out, boot=args.boot)}")
-            return 0
-        from analysis.compare import compare
-
-        states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
-                         parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
-    except LockHeld as e:        # another compare runs on this --out: nothing was done
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:      # GridError, ReportError, a bad override, an uncreatable --out: nothing was done
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0 if all(s == "finished" for s in states.values()) else 1
+    if args.command not in ("compare", "report"):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Acting: several envs stepped in lockstep by one CPU policy, emitting unrolls.
 
-``ActorCore`` is plain Python (no Ray): the serial mode calls it in-process and
+``UnrollWorker`` is plain Python (no Ray): the serial mode calls it in-process and
 ``actors.ray_source`` hosts the same class in a Ray process. Each call of
 ``unroll()`` steps every env ``T`` times with one batched forward per step and
 returns one ``Unroll`` of ``T + 1`` steps (alignment: ``agent/types.py``).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ import torch
 from actors.env_state import UnsealError, seal, unseal
 from agent import Agent, AgentConfig
 from agent.types import AgentInput, CoreState, EpisodeStat, Unroll
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 
 def assign_tasks(task_ids: Sequence[int], actor_id: int, envs_per_actor: int) -> list[int]:
@@ -27,7 +30,7 @@ def env_seed(seed: int, actor_id: int, env_index: int, incarnation: int) -> int:
     return int(np.random.SeedSequence([seed, actor_id, env_index, incarnation]).generate_state(1)[0])
 
 
-class ActorCore:
+class UnrollWorker:
     """Owns ``envs_per_actor`` envs of ``suite`` and a CPU copy of the agent.
 
     Args:
@@ -38,7 +41,7 @@ class ActorCore:
       seed, actor_id, incarnation: identify the actor and seed its envs and action sampling.
     """
 
-    def __init__(self, suite: Any, agent_config: AgentConfig, task_ids: Sequence[int], *, unroll_length: int,
+    def __init__(self, suite: Suite, agent_config: AgentConfig, task_ids: Sequence[int], *, unroll_length: int,
                  seed: int, actor_id: int, incarnation: int = 0, torch_threads: int = 1) -> None:
         torch.set_num_threads(torch_threads)
         self.suite = suite
@@ -46,8 +49,7 @@ class ActorCore:
         self.incarnation = incarnation
         self.unroll_length = unroll_length
         self.task_ids = np.asarray(task_ids, dtype=np.int64)
-        self.agent = Agent(agent_config, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+        self.agent = Agent.for_suite(agent_config, suite)
         self.agent.eval()
         self.policy_version = -1
         self.generator = torch.Generator().manual_seed(env_seed(seed, actor_id, 1 << 20, incarnation))

@@ -1,4 +1,4 @@
-"""Distributed mode: ``ActorCore`` hosted in Ray actors, unrolls streamed to the learner.
+"""Distributed mode: ``UnrollWorker`` hosted in Ray actors, unrolls streamed to the learner.
 
 Weights travel as one versioned object per update (``ray.put``) whose reference the learner
 hands to a small ``WeightStore`` actor; at each unroll boundary an actor asks the store for
@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.actor import ActorCore
+from actors.actor import UnrollWorker
 
 
 MAX_INIT_FAILURES = 3   # an actor that cannot even be constructed this often in a row stops the run
@@ -46,7 +46,7 @@ class WeightStore:
 @ray.remote
 class RayActor:
     def __init__(self, actor_args: dict[str, Any], store: Any) -> None:
-        self.core = ActorCore(**actor_args)
+        self.core = UnrollWorker(**actor_args)
         self.store = store
 
     def info(self) -> dict[str, Any]:
@@ -81,7 +81,10 @@ def kill_actors(actors) -> None:
             except RayError:
                 pass
 
+
 class RaySource:
+    """An ``actors.source.UnrollSource`` whose ``UnrollWorker``s live in Ray actors (``RayActor``)."""
+
     def __init__(self, actor_args: Callable[[int, int], dict[str, Any]], num_actors: int, *,
                  unrolls_in_flight: int, max_restarts: int, cpus_per_actor: float,
                  on_event: Callable[..., None], wait_seconds: float = 1.0,

@@ -1,4 +1,4 @@
-"""Serial mode: the same ``ActorCore`` as the Ray actors, stepped in-process, in a fixed order.
+"""Serial mode: the same ``UnrollWorker`` as the Ray actors, stepped in-process, in a fixed order.
 
 Every ``get()`` runs one unroll of the next actor (round robin) with the newest weights,
 so a serial run is fully deterministic, and ``state_dict()`` captures the envs and RNGs:
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from actors.actor import ActorCore
+from actors.actor import UnrollWorker
 from agent.types import Unroll
 
 
@@ -24,7 +24,9 @@ def _ignore(kind: str, **fields: Any) -> None:
 
 
 class SerialSource:
-    def __init__(self, make_actor: Callable[[int, int], ActorCore], num_actors: int,
+    """An ``actors.source.UnrollSource`` that steps its ``UnrollWorker``s in this process, in turn."""
+
+    def __init__(self, make_actor: Callable[[int, int], UnrollWorker], num_actors: int,
                  on_event: Callable[..., None] = _ignore) -> None:
         self.make_actor = make_actor
         self.actors = [make_actor(i, 0) for i in range(num_actors)]

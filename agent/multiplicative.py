@@ -142,7 +142,7 @@ class MultiplicativeLayer(nn.Module):
         return (z.unsqueeze(-2) @ xw).squeeze(-2)                     # [..., O]
 
 
-# The layer's parametrization version, saved as checkpoints' "mi_parametrization" (learner/loop.py).
+# The layer's parametrization version, saved as checkpoints' "mi_parametrization" (training/loop.py).
 # 1: the context was read as z (checkpoints written before the 1/C scale); 2: as s z with s from the
 # checkpoint's config (agent.mi_context_scale; a config without the field: 1/C). A version-1 layer's
 # function is the 1/C version-2 layer's with the parameters that multiply z scaled by C, exactly.
@@ -154,7 +154,7 @@ def upgrade_state_dict(model_state: dict, prefix: str, version: int) -> dict[str
     """Rewrite, in place, a ``version``-1 checkpoint's parameters of the MI layer at ``prefix``
     (e.g. ``"head.mi."``) to this version: each parameter that multiplies z is scaled by C, so the
     loaded layer computes exactly what the saved one did. Returns ``{key: factor}`` of what it
-    scaled (empty when there is nothing to do), for the optimizer state (``learner/loop.py``)."""
+    scaled (empty when there is nothing to do), for the optimizer state (``training/loop.py``)."""
     if version >= PARAMETRIZATION or prefix + "context.weight" not in model_state:
         return {}
     context = model_state[prefix + "context.weight"].shape[1]          # U^T [O, C]

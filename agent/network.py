@@ -9,9 +9,8 @@ from agent.config import AgentConfig
 from agent.core import ResettingLSTM
 from agent.heads import build_head
 from agent.multiplicative import PARAMETRIZATION as MI_PARAMETRIZATION
-from agent.multiplicative import upgrade_state_dict as upgrade_mi_state_dict
 from agent.torsos import InstructionEncoder, build_torso
-from agent.types import AgentInput, AgentOutput, CoreState
+from agent.types import AgentInput, AgentOutput, CoreState, EnvSpec
 
 
 class Agent(nn.Module):
@@ -53,49 +52,11 @@ class Agent(nn.Module):
 
     PARAMETRIZATION = MI_PARAMETRIZATION    # saved as a checkpoint's "mi_parametrization"
 
-    @staticmethod
-    def model_state_from(checkpoint: dict) -> tuple[dict, dict[str, float]]:
-        """A checkpoint's model state in this code's parametrization (a copy), and ``{parameter name:
-        factor}`` of what was rescaled (empty: nothing). A checkpoint without ``"mi_parametrization"``
-        predates the MI layer's 1/C context scale (``agent/multiplicative.py``); its MI parameters
-        are rescaled so that the function is unchanged."""
-        model_state = dict(checkpoint["learner"]["model"])
-        factors = upgrade_mi_state_dict(model_state, "head.mi.", checkpoint.get("mi_parametrization", 1))
-        return model_state, factors
-
     @classmethod
-    def from_checkpoint(cls, path, device: torch.device | str = "cpu", trust: bool = False):
-        """``(agent, config)`` from a checkpoint file, or from a logdir (its newest readable checkpoint):
-        the trained agent in eval mode on ``device`` and the run's ``configs.schema.TrainConfig``.
-        Reads with ``torch.load(weights_only=True)``; ``trust=True`` also opens the old single-file
-        format, which unpickles objects (only for files you wrote: learner/checkpoint.py).
-
-        For notebooks and evaluation scripts; it imports the checkpoint reader and the config
-        schema when called (they sit above ``agent/`` in the import order).
-        """
-        import os
-
-        from configs.schema import config_from_dict
-        from learner.checkpoint import Checkpointer, load_file
-
-        if os.path.isdir(path):
-            found = Checkpointer(os.path.join(path, "checkpoints")).load_latest(trust=trust)
-            if found is None:
-                raise FileNotFoundError(f"{path} holds no checkpoint (looked in {path}/checkpoints)")
-            state = found[0]
-        else:
-            state = load_file(path, trust=trust)
-        config = config_from_dict(state["config"])
-        spec = state.get("agent_spec")
-        if spec is None:   # checkpoints of format 1: ask the suite
-            from envs.suites import get_suite
-
-            suite = get_suite(config.env.suite, **config.env.options)
-            spec = {"num_actions": suite.num_actions, "num_tasks": len(suite.tasks),
-                    "frame_shape": suite.frame_shape, "instruction_length": suite.instruction_length}
-        agent = cls(config.agent, **{**spec, "frame_shape": tuple(spec["frame_shape"])})
-        agent.load_state_dict(cls.model_state_from(state)[0])
-        return agent.to(device).eval(), config
+    def for_suite(cls, cfg: AgentConfig, spec: EnvSpec) -> "Agent":
+        """The agent for an environment suite (``envs.suites.Suite``) or a checkpoint's ``AgentSpec``."""
+        return cls(cfg, num_actions=spec.num_actions, num_tasks=spec.num_tasks,
+                   frame_shape=tuple(spec.frame_shape), instruction_length=spec.instruction_length)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:
         if device is None:

@@ -38,10 +38,34 @@ where ``done[t]`` (a new episode starts from a clean slate, as the LSTM does).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
+
+
+class EnvSpec(Protocol):
+    """What the agent's shape depends on: an ``envs.suites.Suite`` is one, so is ``AgentSpec``."""
+
+    @property
+    def num_actions(self) -> int: ...
+    @property
+    def num_tasks(self) -> int: ...
+    @property
+    def frame_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def instruction_length(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An ``EnvSpec`` as plain data: a checkpoint's ``"agent_spec"`` (``Agent.spec()``), ``frame_shape`` H, W, C."""
+
+    num_actions: int
+    num_tasks: int
+    frame_shape: tuple[int, int, int]
+    instruction_length: int
 
 
 class AgentInput(NamedTuple):

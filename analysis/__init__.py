@@ -1,1 +1,2 @@
-"""Comparing runs: grids of heads x seeds (compare), statistics (stats), plots and reports."""
+"""Reading runs: their files (runs), statistics (stats), plots and reports; the grid that trains
+them is ``training.compare``."""

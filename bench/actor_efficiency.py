@@ -10,13 +10,13 @@ Each round times, back to back on the same envs (the actor's own, same task assi
 
 1. raw: the actor's ``envs_per_actor`` envs stepped round robin with uniform random actions
    (reset at episode ends): ``T * unrolls`` steps of every env;
-2. actor: ``ActorCore.unroll()`` ``unrolls`` times (batched inference + unroll assembly) plus the
+2. actor: ``UnrollWorker.unroll()`` ``unrolls`` times (batched inference + unroll assembly) plus the
    hand-off: each unroll pickled with protocol 5 (what Ray's serializer does before copying the
    bytes into the object store).
 
 ``ratio`` = actor agent steps/s / raw env steps/s over all rounds (alternating rounds cancel slow
 drifts of a shared machine). ``breakdown`` splits the actor's time into env stepping, inference
-(``ActorCore._act``), hand-off and the rest (unroll assembly, Python overhead).
+(``UnrollWorker._act``), hand-off and the rest (unroll assembly, Python overhead).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.actor import ActorCore, assign_tasks  # noqa: E402
+from actors.actor import UnrollWorker, assign_tasks  # noqa: E402
 from configs.schema import load_config  # noqa: E402
 from envs.suites import get_suite  # noqa: E402
 
@@ -84,7 +84,7 @@ def raw_round(envs, num_actions: int, steps_per_env: int, rng: np.random.Generat
     return time.perf_counter() - start
 
 
-def actor_round(actor: ActorCore, unrolls: int, handoff: Timed) -> tuple[float, int]:
+def actor_round(actor: UnrollWorker, unrolls: int, handoff: Timed) -> tuple[float, int]:
     """Seconds for ``unrolls`` unrolls plus their hand-off, and the pickled bytes of the last one."""
     size = 0
     start = time.perf_counter()
@@ -112,7 +112,7 @@ def measure(args: argparse.Namespace, core: int) -> dict:
     names = [t.name for t in suite.tasks]
     task_ids = [names.index(n) for n in cfg.env.tasks] if cfg.env.tasks else list(range(len(names)))
     n, T = cfg.actors.envs_per_actor, cfg.learner.unroll_length
-    actor = ActorCore(suite, cfg.agent, assign_tasks(task_ids, 0, n), unroll_length=T, seed=cfg.run.seed,
+    actor = UnrollWorker(suite, cfg.agent, assign_tasks(task_ids, 0, n), unroll_length=T, seed=cfg.run.seed,
                       actor_id=0, torch_threads=1)
     actor.set_weights(0, actor.agent.state_dict())
     raw_envs = [suite.make_env(t, seed=1000 + j) for j, t in enumerate(assign_tasks(task_ids, 0, n))]

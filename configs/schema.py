@@ -432,3 +432,26 @@ def _positive(name: str, value: Any) -> None:
 def _non_negative(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ValueError(f"{name}={value!r} must be a number >= 0")
+
+
+def _known_keys() -> dict[str, Any]:
+    """``{"section.field": default}`` of this code's config schema (``env.options`` is free-form)."""
+    defaults = TrainConfig().to_dict()
+    return {f"{section}.{f.name}": defaults[section][f.name]
+            for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.name != "options"}
+
+
+def _saved_keys(config: Mapping[str, Any]) -> set[str]:
+    return {f"{section}.{name}" for section, body in config.items() if isinstance(body, Mapping)
+            for name in body if name != "options"} | {s for s, body in config.items() if not isinstance(body, Mapping)}
+
+
+def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
+    """Keys of a saved config tree that this code's schema does not have (written by newer code)."""
+    return sorted(_saved_keys(config) - set(_known_keys()))
+
+
+def defaults_used(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: this code's default}`` for the schema fields a saved config tree lacks."""
+    known = _known_keys()
+    return {k: known[k] for k in sorted(set(known) - _saved_keys(config))}

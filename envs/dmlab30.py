@@ -10,11 +10,15 @@ sample-factory. The engine loads ``LEVEL_PREFIX + short name``.
   level is scored against its test level's references.
 * Human-normalised score: ``HNS = 100 * (return - random) / (human - random)`` (percent).
   Mean capped HNS = mean over the 30 levels of ``min(HNS, cap)`` with cap 100 and no lower
-  clamp (a below-random level counts negative).
+  clamp (a below-random level counts negative). ``capped_mean`` is that rule, for every suite and
+  every producer of a mean capped score (training reports, evaluation results; ``analysis.stats``
+  vectorizes it with the same ``SCORE_CAP``).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
+
+SCORE_CAP = 100.0     # percent of the human (or solved) score
 
 LEVEL_PREFIX = "contributed/dmlab30/"
 
@@ -138,7 +142,7 @@ def human_normalized_score(level: str, episode_return: float) -> float:
 
 
 def mean_capped_human_normalized_score(returns: Mapping[str, float],
-                                       cap: float | None = 100.0) -> float:
+                                       cap: float | None = SCORE_CAP) -> float:
     """Mean over the 30 levels of ``min(HNS, cap)`` (percent); ``cap=None`` gives the plain mean.
 
     ``returns`` maps each level's name (training or test, not both) to its mean episode
@@ -155,7 +159,15 @@ def mean_capped_human_normalized_score(returns: Mapping[str, float],
     if missing:
         raise ValueError(f"mean capped score needs all 30 DMLab-30 levels; missing {len(missing)}: "
                          + ", ".join(missing))
-    scores = [human_normalized_score(name, by_test[name]) for name in TEST_LEVELS]
+    return capped_mean([human_normalized_score(name, by_test[name]) for name in TEST_LEVELS], cap)
+
+
+def capped_mean(scores: Iterable[float], cap: float | None = SCORE_CAP) -> float:
+    """The mean over ``scores`` (normalized, percent) of ``min(s, cap)``, no lower clamp; ``cap=None``:
+    the plain mean. ValueError for no scores."""
+    scores = [float(s) for s in scores]
+    if not scores:
+        raise ValueError("capped_mean of no scores")
     if cap is not None:
-        scores = [min(score, cap) for score in scores]
+        scores = [min(s, cap) for s in scores]
     return sum(scores) / len(scores)

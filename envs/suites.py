@@ -111,7 +111,7 @@ class Suite:
         spec = self.task(task)
         return 100.0 * (float(episode_return) - spec.random_score) / (spec.human_score - spec.random_score)
 
-    def mean_capped_score(self, returns: Mapping[str, float], cap: float | None = 100.0) -> float:
+    def mean_capped_score(self, returns: Mapping[str, float], cap: float | None = dmlab30.SCORE_CAP) -> float:
         """Mean over all tasks of ``min(normalized score, cap)``; ``cap=None``: plain mean.
 
         ``returns`` maps every task (by name, alias or id; once each) to its mean return.
@@ -126,10 +126,7 @@ class Suite:
         if missing:
             raise ValueError(f"mean capped score of suite {self.name!r} needs every task; "
                              f"missing {len(missing)}: {', '.join(missing)}")
-        scores = [self.normalized_score(i, by_id[i]) for i in range(len(self.tasks))]
-        if cap is not None:
-            scores = [min(score, cap) for score in scores]
-        return sum(scores) / len(scores)
+        return dmlab30.capped_mean([self.normalized_score(i, by_id[i]) for i in range(len(self.tasks))], cap)
 
 
 # ------------------------------------------------------------------------------- builders

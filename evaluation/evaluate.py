@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from agent.network import Agent
+from configs.errors import ConfigError
+from configs.schema import (TrainConfig, build_config, config_from_dict, incompatible_changes, parse_override,
+                            unknown_config_keys)
+from configs.suites import resolve_suite
+from envs.suites import Suite
 from evaluation import results, video
+from evaluation.runners import EpisodeRunner, SerialRunner, worker_factory
 from evaluation.worker import EnvSlot, plan_slots, split_slots
+from learner.checkpoint import CheckpointError, checkpoint_dir, latest, load_file, upgrade
 
 
 class EvaluationError(ValueError):
@@ -25,8 +31,8 @@ class EvaluationError(ValueError):
 
 @dataclass(frozen=True)
 class EvalJob:
-    cfg: Any                          # the training config (with run-time overrides)
-    suite: Any
+    cfg: TrainConfig                  # the training config (with run-time overrides)
+    suite: Suite
     task_ids: tuple[int, ...]
     weights: Mapping[str, Any]        # the model's state dict
     checkpoint: Path
@@ -49,8 +55,6 @@ class EvalJob:
 def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None, episodes: int = 10,
             envs_per_task: int = 4, greedy: bool = False, videos: int = 0, seed: int = 0,
             overrides: Sequence[str] = (), trust: bool = False) -> EvalJob:
-    from envs.suites import get_suite  # noqa: PLC0415
-
     if episodes < 1:
         raise EvaluationError(f"--episodes {episodes}: must be >= 1 episodes per task")
     if envs_per_task < 1:
@@ -61,43 +65,25 @@ def prepare(logdir: str | os.PathLike, *, checkpoint: str | os.PathLike | None =
     state, path = _load_checkpoint(Path(logdir), checkpoint, trust)
     cfg = _config(state, overrides, path)
     try:
-        suite = get_suite(cfg.env.suite, **cfg.env.options)
-    except (TypeError, ValueError) as e:
-        raise EvaluationError(f"env.suite={cfg.env.suite!r} with env.options={cfg.env.options}: {e}") from None
-    names = list(suite.task_names)
-    task_ids = tuple(names.index(n) for n in cfg.env.tasks) if cfg.env.tasks else tuple(range(len(names)))
-    if suite.name == "dmlab30":
-        _check_dmlab30(cfg, [names[i] for i in task_ids])
+        suite, task_ids = resolve_suite(cfg)
+    except ConfigError as e:
+        raise EvaluationError(str(e)) from None
     stem = path.stem + ("-greedy" if greedy else "")
-    weights, _ = Agent.model_state_from(state)      # older MI checkpoints: same function
-    return EvalJob(cfg=cfg, suite=suite, task_ids=task_ids, weights=weights, checkpoint=path,
+    weights = upgrade(state)[0]["learner"]["model"]      # older MI checkpoints: same function
+    return EvalJob(cfg=cfg, suite=suite, task_ids=tuple(task_ids), weights=weights, checkpoint=path,
                    frames=int(state["frames"]), updates=int(state["updates"]), episodes=episodes,
                    envs_per_task=envs_per_task, greedy=greedy, videos=videos, seed=seed,
                    out_dir=Path(logdir) / "eval" / stem)
 
 
-def _check_dmlab30(cfg: Any, levels: Sequence[str]) -> None:
-    """The checks of a DMLab-30 training run (engine installed, dataset, CPUs), for the workers."""
-    from envs.dmlab_checks import check_dmlab30_run  # noqa: PLC0415
-
-    try:
-        check_dmlab30_run(levels, dataset_path=cfg.env.options.get("dataset_path"),
-                          num_actors=cfg.actors.num_actors, cpus_per_actor=cfg.actors.cpus_per_actor,
-                          ray_address=cfg.run.ray_address, oversubscribe=cfg.actors.oversubscribe)
-    except ValueError as e:
-        raise EvaluationError(str(e)) from None
-
-
 def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None,
                      trust: bool = False) -> tuple[dict[str, Any], Path]:
     """The checkpoint's state (``torch.load(weights_only=True)``; ``trust``: learner/checkpoint.py) and path."""
-    from learner.checkpoint import CheckpointError, Checkpointer, load_file  # noqa: PLC0415
-
     if checkpoint is not None:
         path = Path(checkpoint)
         if not path.is_file():
             raise EvaluationError(f"--checkpoint {str(path)!r} does not exist; omit it to use the newest "
-                                  f"checkpoint of {logdir}/checkpoints")
+                                  f"checkpoint of {checkpoint_dir(logdir)}")
         try:
             return load_file(path, trust=trust), path.resolve()
         except CheckpointError as e:
@@ -105,20 +91,16 @@ def _load_checkpoint(logdir: Path, checkpoint: str | os.PathLike | None,
     if not logdir.is_dir():
         raise EvaluationError(f"LOGDIR {str(logdir)!r} does not exist; give the logdir of a training run")
     try:
-        loaded = Checkpointer(logdir / "checkpoints").load_latest(trust=trust)
+        loaded = latest(logdir, trust=trust)
     except CheckpointError as e:
         raise EvaluationError(str(e)) from None
     if loaded is None:
-        raise EvaluationError(f"{logdir} has no checkpoint in {logdir / 'checkpoints'}; train first "
+        raise EvaluationError(f"{logdir} has no checkpoint in {checkpoint_dir(logdir)}; train first "
                               f"(python launch.py train logdir={logdir}) or pass --checkpoint PATH")
     return loaded[0], loaded[1].resolve()
 
 
-def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> Any:
-    from configs.schema import build_config, config_from_dict, incompatible_changes, parse_override  # noqa
-
-    from learner.provenance import unknown_config_keys  # noqa: PLC0415
-
+def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> TrainConfig:
     unknown = unknown_config_keys(state["config"])
     if unknown:
         raise EvaluationError(f"checkpoint {path}: its config has keys this code does not know ({', '.join(unknown)}): "
@@ -144,12 +126,10 @@ def _config(state: Mapping[str, Any], overrides: Sequence[str], path: Path) -> A
     return cfg
 
 
-def make_runner(job: EvalJob) -> Any:
+def make_runner(job: EvalJob) -> EpisodeRunner:
     """A SerialRunner (``mode=serial``) or a RayRunner (Ray must be initialised by the caller)."""
     actors = job.cfg.actors
     if job.cfg.run.mode == "serial":
-        from evaluation.runners import SerialRunner, worker_factory  # noqa: PLC0415
-
         make = worker_factory(job.suite, job.cfg.agent, job.weights, greedy=job.greedy,
                               torch_threads=actors.torch_threads)
         return SerialRunner(make, job.groups)
@@ -160,7 +140,7 @@ def make_runner(job: EvalJob) -> Any:
                      max_restarts=min(actors.max_restarts, 10))
 
 
-def run(job: EvalJob, runner: Any | None = None, *, stream: TextIO | None = None) -> dict[str, Any]:
+def run(job: EvalJob, runner: EpisodeRunner | None = None, *, stream: TextIO | None = None) -> dict[str, Any]:
     """Plays every planned episode, writes the result files (and videos) and returns results.json's object."""
     stream = stream or sys.stdout
     total = len(job.task_ids) * job.episodes
@@ -209,7 +189,7 @@ def _write_videos(job: EvalJob, records: Sequence[Any]) -> None:
         video.write_gif(str(folder / f"{job.suite.tasks[r.task_id].name}-{k}.gif"), r.frames)
 
 
-def _progress(stream: TextIO, runner: Any, total: int, elapsed: float) -> None:
+def _progress(stream: TextIO, runner: EpisodeRunner, total: int, elapsed: float) -> None:
     done = sum(len(group) for group in runner.records)
     rate = done / elapsed if elapsed > 0 else 0.0
     left = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"

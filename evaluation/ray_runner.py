@@ -7,7 +7,7 @@ those of an uninterrupted evaluation. More than ``max_restarts`` restarts in all
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import ray
 from ray.exceptions import RayError
@@ -15,10 +15,14 @@ from ray.exceptions import RayError
 from actors.ray_source import kill_actors
 from evaluation.worker import EnvSlot, EpisodeRecord, EvalWorker
 
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from envs.suites import Suite
+
 
 @ray.remote
 class RayEvalWorker:
-    def __init__(self, suite: Any, agent_config: Any, weights: Mapping[str, Any], slots: Sequence[EnvSlot],
+    def __init__(self, suite: Suite, agent_config: AgentConfig, weights: Mapping[str, Any], slots: Sequence[EnvSlot],
                  greedy: bool, torch_threads: int) -> None:
         self.worker = EvalWorker(suite, agent_config, weights, slots, greedy=greedy, torch_threads=torch_threads)
 
@@ -27,7 +31,7 @@ class RayEvalWorker:
 
 
 class RayRunner:
-    def __init__(self, suite: Any, agent_config: Any, weights: Mapping[str, Any],
+    def __init__(self, suite: Suite, agent_config: AgentConfig, weights: Mapping[str, Any],
                  groups: Sequence[Sequence[EnvSlot]], *, greedy: bool, steps_per_call: int = 100,
                  cpus_per_worker: float = 1.0, torch_threads: int = 1, max_restarts: int = 3) -> None:
         self.groups = [list(g) for g in groups]

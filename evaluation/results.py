@@ -4,10 +4,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from evaluation.stats import t_interval
+from analysis.stats import sample_std, t_interval
+from envs.dmlab30 import capped_mean
 from evaluation.worker import EpisodeRecord
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 CONFIDENCE = 0.95
 CI_METHOD = "student-t interval over episodes"
@@ -21,7 +25,7 @@ def ordered(records: Sequence[EpisodeRecord]) -> list[EpisodeRecord]:
     return sorted(records, key=lambda r: (r.task_id, r.env, r.episode))
 
 
-def summarize(suite: Any, task_ids: Sequence[int], records: Sequence[EpisodeRecord],
+def summarize(suite: Suite, task_ids: Sequence[int], records: Sequence[EpisodeRecord],
               run_info: Mapping[str, Any]) -> dict[str, Any]:
     """The ``results.json`` object: ``run_info`` (checkpoint, frames, ...) plus per-task statistics
     and the mean capped / uncapped normalized scores over ``task_ids``."""
@@ -30,23 +34,24 @@ def summarize(suite: Any, task_ids: Sequence[int], records: Sequence[EpisodeReco
         mine = [r for r in records if r.task_id == task_id]
         if not mine:
             raise ValueError(f"no episode of task {task_id} to summarize")
-        interval = t_interval([r.episode_return for r in mine], CONFIDENCE)
+        returns = [r.episode_return for r in mine]
+        interval = t_interval(returns, CONFIDENCE)
         score = lambda value: suite.normalized_score(task_id, value)  # noqa: E731 (affine, increasing)
         tasks.append({
             "name": suite.tasks[task_id].name, "task_id": int(task_id), "episodes": len(mine),
-            "mean_return": interval.mean, "std_return": interval.std,
+            "mean_return": interval.value, "std_return": sample_std(returns),
             "ci95_low": interval.low, "ci95_high": interval.high,
             "mean_length": sum(r.length for r in mine) / len(mine),
-            "normalized_score": score(interval.mean),
+            "normalized_score": score(interval.value),
             "normalized_ci95_low": score(interval.low), "normalized_ci95_high": score(interval.high),
         })
     scores = [t["normalized_score"] for t in tasks]
     return {"format": 1, **run_info, "confidence": CONFIDENCE, "ci_method": CI_METHOD,
-            "mean_capped_score": sum(min(s, 100.0) for s in scores) / len(scores),
-            "mean_uncapped_score": sum(scores) / len(scores), "tasks": tasks}
+            "mean_capped_score": capped_mean(scores), "mean_uncapped_score": capped_mean(scores, cap=None),
+            "tasks": tasks}
 
 
-def write_files(out_dir: str, summary: Mapping[str, Any], suite: Any, records: Sequence[EpisodeRecord]) -> None:
+def write_files(out_dir: str, summary: Mapping[str, Any], suite: Suite, records: Sequence[EpisodeRecord]) -> None:
     """results.json, results.csv and episodes.csv, each written to a temporary name then renamed."""
     os.makedirs(out_dir, exist_ok=True)
     _atomic_write(os.path.join(out_dir, "results.json"), lambda f: json.dump(summary, f, indent=1))

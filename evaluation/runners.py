@@ -7,9 +7,29 @@ Ray: waits for any worker's call), ``records`` holds each worker's finished epis
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from evaluation.worker import EnvSlot, EpisodeRecord, EvalWorker
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from envs.suites import Suite
+
+
+class EpisodeRunner(Protocol):
+    """The evaluation-runner role: ``SerialRunner`` here, ``evaluation.ray_runner.RayRunner``."""
+
+    records: list[list[EpisodeRecord]]   # each worker's finished episodes so far
+    restarts: int                        # workers restarted after a failure
+
+    def poll(self) -> None:
+        """Makes progress (waits a little at most)."""
+
+    def finished(self) -> bool:
+        """Every worker has played its episodes."""
+
+    def close(self) -> None:
+        """Frees the workers."""
 
 
 class SerialRunner:
@@ -36,7 +56,7 @@ class SerialRunner:
             worker.close()
 
 
-def worker_factory(suite: Any, agent_config: Any, weights: Any, *, greedy: bool,
+def worker_factory(suite: Suite, agent_config: AgentConfig, weights: Mapping[str, Any], *, greedy: bool,
                    torch_threads: int = 1) -> Callable[[Sequence[EnvSlot]], EvalWorker]:
     def make(group: Sequence[EnvSlot]) -> EvalWorker:
         return EvalWorker(suite, agent_config, weights, group, greedy=greedy, torch_threads=torch_threads)

@@ -13,13 +13,16 @@ finished episode as an ``EpisodeRecord`` (with its frames when it is to be filme
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from agent import Agent, AgentConfig
 from agent.types import AgentInput, CoreState
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 
 class EnvSlot(NamedTuple):
@@ -69,13 +72,12 @@ class EvalWorker:
     ``(episodes finished meanwhile, whether every slot is done)``.
     """
 
-    def __init__(self, suite: Any, agent_config: AgentConfig, weights: Mapping[str, Any],
+    def __init__(self, suite: Suite, agent_config: AgentConfig, weights: Mapping[str, Any],
                  slots: Sequence[EnvSlot], *, greedy: bool, test: bool = True, torch_threads: int = 1) -> None:
         torch.set_num_threads(torch_threads)
         self.slots = list(slots)
         self.greedy = greedy
-        self.agent = Agent(agent_config, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
-                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
+        self.agent = Agent.for_suite(agent_config, suite)
         self.agent.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
         self.agent.eval()
         n = len(self.slots)

@@ -1,4 +1,6 @@
-"""Atomic, verified checkpoints: ``ckpt-<updates>.pt`` in ``<logdir>/checkpoints``.
+"""The checkpoint format's one owner: atomic, verified ``ckpt-<updates>.pt`` files in
+``<logdir>/checkpoints`` (``checkpoint_dir``), the newest of a run (``latest``), and the upgrade of
+older checkpoints' contents to this code's form (``upgrade``).
 
 A checkpoint is a plain ``torch.save`` file that ``torch.load(path)`` opens with torch's
 default ``weights_only=True``: it holds only tensors, plain containers, numbers, strings
@@ -43,7 +45,13 @@ from typing import Any
 
 import torch
 
+from agent.multiplicative import PARAMETRIZATION as MI_PARAMETRIZATION
+from agent.multiplicative import upgrade_state_dict as upgrade_mi_state_dict
+from envs.suites import get_suite
+
 log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"          # a run's checkpoints: <logdir>/checkpoints/ckpt-<updates>.pt
 
 LEGACY_MAGIC = b"IMPALAMU-CKPT-1\n"
 HASH_SUFFIX = ".sha256"
@@ -67,6 +75,45 @@ class UntrustedCheckpoint(CheckpointError):
 
 class UnreadableCheckpoint(CheckpointError):
     """The file exists but this user cannot read it (e.g. permissions)."""
+
+
+def checkpoint_dir(logdir: str | os.PathLike) -> Path:
+    """Where the run in ``logdir`` keeps its checkpoints."""
+    return Path(logdir) / CHECKPOINT_DIR
+
+
+def latest(logdir: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], Path] | None:
+    """The run's newest readable checkpoint ``(state, path)`` (``Checkpointer.load_latest``); None if none."""
+    return Checkpointer(checkpoint_dir(logdir)).load_latest(trust=trust)
+
+
+def upgrade(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """A checkpoint's state in this code's form (a shallow copy; ``state`` is not changed), and
+    ``{parameter name: factor}`` of the model parameters that were rescaled (empty: none).
+
+    * no ``"mi_parametrization"`` (before the MI layer's 1/C context scale, agent/multiplicative.py):
+      the MI parameters are rescaled so that the function is unchanged; the optimizer state needs
+      the same ``factors`` (``learner.optim.rescale_optimizer_state``);
+    * no ``"agent_spec"`` (format 1): taken from the suite the saved config names;
+    * no reporter ``unrolls_used`` / ``unrolls_dropped`` counts (format 1): 0.
+    Pickled entries of format 2 (``batcher``, ``rng``) are left as they are: opening them needs trust
+    (``training.loop.check_trusted``)."""
+    state = dict(state)
+    if "learner" in state:
+        model = dict(state["learner"]["model"])
+        factors = upgrade_mi_state_dict(model, "head.mi.", state.get("mi_parametrization", 1))
+        state["learner"] = dict(state["learner"], model=model)
+    else:
+        factors = {}
+    state["mi_parametrization"] = MI_PARAMETRIZATION
+    if state.get("agent_spec") is None and "config" in state:
+        env = state["config"]["env"]
+        suite = get_suite(env["suite"], **env.get("options", {}))
+        state["agent_spec"] = {"num_actions": suite.num_actions, "num_tasks": suite.num_tasks,
+                               "frame_shape": list(suite.frame_shape), "instruction_length": suite.instruction_length}
+    if isinstance(state.get("reporter"), dict):
+        state["reporter"] = {"unrolls_used": 0, "unrolls_dropped": 0, **state["reporter"]}
+    return state, factors
 
 
 class Checkpointer:

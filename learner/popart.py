@@ -31,7 +31,7 @@ targets ``v_s`` and of ``v_s^2`` over the batch's ``[T, B]`` entries of that tas
 the batch keep their statistics. Start: ``mu = 0``, ``nu = 1`` (``sigma = 1``). The statistics are
 kept in float64 (``nu - mu^2`` cancels when ``sigma << |mu|``).
 
-Losses (``learner.step.unroll_loss``): V-trace runs on unnormalised values and rewards; the baseline
+Losses (``learner.learner.unroll_loss``): V-trace runs on unnormalised values and rewards; the baseline
 loss is ``0.5 sum ((v_s - mu_k) / sigma_k - n)^2`` and the policy-gradient advantage is divided
 by ``sigma_k``: ``rho_s (r_s + gamma v_{s+1} - V(x_s)) / sigma_k``, with the statistics after the
 update.

@@ -1,21 +1,24 @@
 """What a checkpoint records about the code and the task set that wrote it, and the resume checks on it.
 
-Saved in every checkpoint (``learner/loop.py``): ``format`` (``CHECKPOINT_FORMAT``), ``code_version``
+Saved in every checkpoint (``training/loop.py``): ``format`` (``CHECKPOINT_FORMAT``), ``code_version``
 (``{"package": "0.1.0", "git": "<commit>" or None}``) and ``identity``: the suite's task names in
 task-id order (the multihead / taskid_mi heads index their weights by task id) and the instruction
 encoding (word ids, ``envs/instructions.py``). On resume ``resume_problems`` names what makes the
 checkpoint unusable (a newer format, another task order or encoding, config keys this code does
-not know); ``defaults_used`` lists the config fields the checkpoint lacks, which take this code's
-defaults (so a changed default is visible in the ``resume`` event).
+not know: ``configs.schema.unknown_config_keys``); ``configs.schema.defaults_used`` lists the config
+fields the checkpoint lacks, which take this code's defaults (so a changed default is visible in the
+``resume`` event).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.metadata
 import os
 import subprocess
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from envs.suites import Suite
 
 CHECKPOINT_FORMAT = 3    # 3: no pickled entries; 2: batcher and rng as pickle bytes; 1: no agent_spec
 
@@ -36,39 +39,15 @@ def code_version() -> dict[str, str | None]:
     return {"package": package, "git": commit or None}
 
 
-def run_identity(suite: Any) -> dict[str, Any]:
+def run_identity(suite: Suite) -> dict[str, Any]:
     """The suite's task names in task-id order and its instruction encoding id."""
     return {"task_names": list(suite.task_names),
             "instruction_encoding": f"crc32-buckets{suite.instruction_vocabulary}-words{suite.instruction_length}"}
 
 
-def _known_keys() -> dict[str, Any]:
-    """``{"section.field": default}`` of this code's config schema (``env.options`` is free-form)."""
-    from configs.schema import SECTIONS, TrainConfig  # noqa: PLC0415
-
-    defaults = TrainConfig().to_dict()
-    return {f"{section}.{f.name}": defaults[section][f.name]
-            for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.name != "options"}
-
-
-def _saved_keys(config: Mapping[str, Any]) -> set[str]:
-    return {f"{section}.{name}" for section, body in config.items() if isinstance(body, Mapping)
-            for name in body if name != "options"} | {s for s, body in config.items() if not isinstance(body, Mapping)}
-
-
-def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
-    """Keys of a saved config tree that this code's schema does not have (written by newer code)."""
-    return sorted(_saved_keys(config) - set(_known_keys()))
-
-
-def defaults_used(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``{key: this code's default}`` for the schema fields a saved config tree lacks."""
-    known = _known_keys()
-    return {k: known[k] for k in sorted(set(known) - _saved_keys(config))}
-
-
-def resume_problems(state: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
-    """Why a checkpoint cannot be resumed by this code for this suite (empty: it can)."""
+def resume_problems(state: Mapping[str, Any], identity: Mapping[str, Any], unknown_keys: Sequence[str]) -> list[str]:
+    """Why a checkpoint cannot be resumed by this code for this suite (empty: it can); ``unknown_keys``:
+    its config's keys this code's schema lacks (``configs.schema.unknown_config_keys``)."""
     problems = []
     fmt = state.get("format", 1)
     if not isinstance(fmt, int) or fmt > CHECKPOINT_FORMAT:
@@ -82,8 +61,7 @@ def resume_problems(state: Mapping[str, Any], identity: Mapping[str, Any]) -> li
     if "instruction_encoding" in saved and saved["instruction_encoding"] != identity["instruction_encoding"]:
         problems.append(f"its instruction encoding was {saved['instruction_encoding']!r} but is now "
                         f"{identity['instruction_encoding']!r}: word ids would mean other words")
-    unknown = unknown_config_keys(state.get("config") or {})
-    if unknown:
-        problems.append(f"its config has keys this code does not know ({', '.join(unknown)}): written by newer "
+    if unknown_keys:
+        problems.append(f"its config has keys this code does not know ({', '.join(unknown_keys)}): written by newer "
                         f"code; update this code")
     return problems

@@ -7,7 +7,7 @@ weights change (a stale cached encoding would not) and across episode resets (ne
 import numpy as np
 import torch
 
-from actors.actor import ActorCore
+from actors.actor import UnrollWorker
 from agent import Agent, AgentConfig, CoreState, agent_input_from_unroll
 from envs.suites import get_suite
 
@@ -27,7 +27,7 @@ def test_replay_matches_across_weight_changes_and_resets():
     suite = get_suite("embedded")
     names = list(suite.task_names)
     task_ids = [names.index(n) for n in ("fetch_object", "goto_door", "fetch_object", "goto_goal")]
-    actor = ActorCore(suite, CFG, task_ids, unroll_length=6, seed=5, actor_id=0)
+    actor = UnrollWorker(suite, CFG, task_ids, unroll_length=6, seed=5, actor_id=0)
     make = lambda: Agent(CFG, num_actions=suite.num_actions, num_tasks=len(suite.tasks),  # noqa: E731
                          frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
     old, new = make(), make()

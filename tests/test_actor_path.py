@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import scripted_suite as ss
-from actors.actor import ActorCore
+from actors.actor import UnrollWorker
 from agent import Agent, AgentConfig, CoreState, agent_input_from_unroll
 from agent.config import HEADS
 from envs.suites import get_suite
-from learner.batching import Batcher, to_device
+from training.batching import Batcher, to_device
 
 SMALL = dict(torso="small", core_size=32, torso_out=32, context_size=8, context_hidden=16,
              instruction_embed=8, instruction_lstm=16)
@@ -38,7 +38,7 @@ def test_learner_replay_reproduces_behaviour_logits(head):
     torch.manual_seed(0)
     learner_agent = Agent(cfg, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
-    actor = ActorCore(suite, cfg, task_ids, unroll_length=10, seed=3, actor_id=0)
+    actor = UnrollWorker(suite, cfg, task_ids, unroll_length=10, seed=3, actor_id=0)
     actor.set_weights(7, weights_of(learner_agent))
     batcher = Batcher(batch_size=len(task_ids))
     previous, resets_inside = None, 0
@@ -75,7 +75,7 @@ def test_actor_alignment_on_scripted_envs():
     suite = ss.counting_suite(LENGTHS)
     cfg = AgentConfig(head="shared", instruction_buckets=100, **SMALL)
     ss.CountingEnv.instances = []
-    actor = ActorCore(suite, cfg, [0, 1], unroll_length=T, seed=0, actor_id=0)
+    actor = UnrollWorker(suite, cfg, [0, 1], unroll_length=T, seed=0, actor_id=0)
     unrolls = [actor.unroll() for _ in range(UNROLLS)]
     actor.close()
     envs = {env.lengths: env for env in ss.CountingEnv.instances}

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from actors.actor import ActorCore
+from actors.actor import UnrollWorker
 from agent import Agent, AgentConfig, AgentInput, CoreState
 from envs.suites import EpisodeStatistics, get_suite
 
@@ -48,7 +48,7 @@ def test_truncation_values_match_a_replay_of_each_episode():
     torch.manual_seed(0)
     suite = ShortLimitSuite(get_suite("peer_doorkey"))
     config = AgentConfig(torso="shallow", core_size=16, torso_out=16, use_instruction=False)
-    core = ActorCore(suite, config, [0] * N, unroll_length=T, seed=1, actor_id=0)
+    core = UnrollWorker(suite, config, [0] * N, unroll_length=T, seed=1, actor_id=0)
     weights = Agent(config, num_actions=suite.num_actions, num_tasks=1, frame_shape=suite.frame_shape,
                     instruction_length=suite.instruction_length).state_dict()
     core.set_weights(0, weights)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from agent.types import EpisodeStat, Unroll
-from learner.batching import Batcher, DeviceCopier, split
+from training.batching import Batcher, DeviceCopier, split
 
 
 def make_unroll(tag, n, T=3, S=2, version=0):

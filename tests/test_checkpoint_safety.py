@@ -1,7 +1,7 @@
 """No code runs from a checkpoint: malicious checkpoints of each kind (old single-file format, a
 poisoned pickled ``rng`` / ``batcher`` entry with a valid sidecar, a poisoned serial env state) are
 refused by ``launch.py evaluate``, resume (``launch.py train logdir=...``), compare's checkpoint
-reading and ``Agent.from_checkpoint``, and their payload (creating a marker file) never runs.
+reading and ``training.restore.load_agent``, and their payload (creating a marker file) never runs.
 Legitimate older checkpoints still load (``--trust-checkpoint`` where they need unpickling)."""
 import hashlib
 import io
@@ -13,13 +13,15 @@ import pytest
 import torch
 
 import launch
-from agent import Agent
-from analysis.compare import GridError, checkpoint_frames
-from conftest import TINY, read_jsonl
+from configs.errors import ConfigError
 from configs.schema import load_config
+from conftest import TINY, read_jsonl
 from evaluation.evaluate import prepare
 from learner.checkpoint import LEGACY_MAGIC, Checkpointer, UntrustedCheckpoint, load_file
-from learner.loop import unroll_from_plain
+from training import run as training_run
+from training.compare import GridError, checkpoint_frames
+from training.loop import unroll_from_plain
+from training.restore import load_agent
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
 
@@ -41,7 +43,7 @@ def train(logdir, extra=(), stop_after=None, frames=240, trust=False):
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False, trust_checkpoint=trust)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False, trust_checkpoint=trust)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_an_old_format_checkpoint_is_refused_everywhere_and_runs_nothing(good_ru
         checkpoint_frames(str(logdir))
     for source in (evil, logdir):
         with pytest.raises(UntrustedCheckpoint, match="old single-file"):
-            Agent.from_checkpoint(source)
+            load_agent(source)
     assert not marker.exists()
     assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == \
         sorted(p.name for p in (good_run / "checkpoints").iterdir()) + [evil.name]   # nothing moved or lost
@@ -111,7 +113,7 @@ def test_a_legitimate_old_format_checkpoint_loads_with_trust(good_run, tmp_path)
     torch.save(state, buffer)
     old = tmp_path / "ckpt-0000000002.pt"
     old.write_bytes(LEGACY_MAGIC + hashlib.sha256(buffer.getvalue()).digest() + buffer.getvalue())
-    agent, config = Agent.from_checkpoint(old, trust=True)
+    agent, config = load_agent(old, trust=True)
     for k, v in state["learner"]["model"].items():
         assert torch.equal(agent.state_dict()[k], v), k
 
@@ -128,10 +130,10 @@ def test_a_poisoned_pickled_entry_with_a_valid_sidecar_runs_nothing(good_run, tm
     rc, err = main_line(["train", *SERIAL, f"logdir={logdir}", "total_frames=480"], capsys)
     assert rc == 2 and "\n" not in err and f"'{entry}' entry is pickled" in err and "--trust-checkpoint" in err
     assert not (logdir / "events.jsonl").read_text().count('"event": "resume"')
-    # reading the weights never touches the entry: evaluate, compare and from_checkpoint work, inertly
+    # reading the weights never touches the entry: evaluate, compare and load_agent work, inertly
     assert prepare(logdir, episodes=1, overrides=["mode=serial"]).updates == 2
     assert checkpoint_frames(str(logdir)) == state["frames"]
-    Agent.from_checkpoint(logdir)
+    load_agent(logdir)
     assert not marker.exists()
 
 
@@ -148,7 +150,7 @@ def test_a_legitimate_format_2_checkpoint_resumes_only_with_trust(good_run, tmp_
                                  "torch": rng["torch"]})
     state["format"] = 2
     resave(logdir, state)
-    with pytest.raises(launch.ConfigError, match="trust-checkpoint"):
+    with pytest.raises(ConfigError, match="trust-checkpoint"):
         train(logdir, frames=480)
     # with trust: the same updates as resuming the plain (format 3) checkpoint
     plain = copy_run(good_run, tmp_path, "plain")
@@ -170,7 +172,7 @@ def test_a_poisoned_env_state_is_not_unpickled(good_run, tmp_path):
     resave(logdir, state)
     assert prepare(logdir, episodes=1, overrides=["mode=serial"]).updates == 2     # reading never touches it
     assert checkpoint_frames(str(logdir)) == state["frames"]
-    Agent.from_checkpoint(logdir)
+    load_agent(logdir)
     assert train(logdir, frames=480, stop_after=3) == "test-stop"
     [note] = [e for e in read_jsonl(logdir / "events.jsonl") if e["event"] == "resume_not_exact"]
     assert "not signed with this user's key" in note["reason"] and "new episodes" in note["consequence"]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import launch
-from analysis.compare import GridRun, plan
+from training.compare import GridRun, plan
 
 TINY = ["total_frames=2000", "num_actors=1", "envs_per_actor=4", "batch_size=4", "unroll_length=20",
         "tasks=[collect_green,collect_red]", "run.report_every_seconds=1", "actors.unrolls_in_flight=1"]

@@ -5,7 +5,6 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import launch
 from agent import Agent, AgentConfig
 from agent.diagnostics import context_statistics, head_diagnostics
 from agent.multiplicative import MultiplicativeLayer
@@ -13,7 +12,8 @@ from agent.types import AgentInput
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
-from learner.diagnostics_log import similarity_image
+from training import run as training_run
+from training.diagnostics_log import similarity_image
 
 nan = float("nan")
 
@@ -138,7 +138,7 @@ def test_training_writes_diagnostics(tmp_path):
     cfg = load_config(None, TINY + [f"logdir={logdir}", "mode=serial", "num_actors=1", "envs_per_actor=4",
                                     "head=taskid_mi", "tasks=[goto_goal,memory,collect_green,collect_red]",
                                     "total_frames=96"])
-    assert launch.train(cfg, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, install_signal_handlers=False) == "done"
     record = read_jsonl(logdir / "diagnostics.jsonl")[-1]
     names = ["goto_goal", "memory", "collect_green", "collect_red"]
     assert record["tasks"] == names and record["head"] == "taskid_mi" and record["frames"] == 96

@@ -11,7 +11,7 @@ from envs.dmlab30 import ACTION_NAMES, ACTION_SET, HUMAN_SCORES, RANDOM_SCORES, 
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_KEYS = {f"{section}.{f}" for section, cls in SECTIONS.items() for f in cls.__dataclass_fields__}
-PACKAGES = ("agent", "learner", "actors", "envs", "configs", "evaluation", "analysis", "bench", "scripts", "tests")
+PACKAGES = ("agent", "learner", "actors", "envs", "configs", "evaluation", "analysis", "training", "bench", "scripts", "tests")
 
 
 def tracked_text_files() -> list[Path]:
@@ -55,7 +55,7 @@ def test_facts_are_cited_from_the_repository():
 
 @pytest.mark.parametrize("pattern, to_path", [
     (r"\b((?:%s)/[\w/]+\.(?:py|yaml))\b" % "|".join(PACKAGES), lambda m: m),
-    (r"``((?:agent|learner|actors|envs|configs|evaluation)\.[a-z_]+)``", lambda m: m.replace(".", "/") + ".py"),
+    (r"``((?:agent|learner|actors|envs|configs|evaluation|analysis|training)\.[a-z_]+)``", lambda m: m.replace(".", "/") + ".py"),
 ])
 def test_named_files_and_modules_exist(pattern, to_path):
     missing = []

@@ -64,14 +64,15 @@ def test_suite_option_cued_puts_the_cued_pair_at_the_hidden_pairs_ids():
 
 def test_launch_rejects_cued_names_without_the_option_and_says_how(tmp_path):
     from configs.schema import load_config
-    from launch import ConfigError, build_suite
+    from configs.errors import ConfigError
+    from configs.suites import resolve_suite
 
     cfg = load_config(None, ["tasks=[collect_green_cued,collect_red_cued]", f"logdir={tmp_path}"])
     with pytest.raises(ConfigError, match="set env.options.cued=true"):
-        build_suite(cfg)
+        resolve_suite(cfg)
     cfg = load_config(None, ["tasks=[collect_green_cued,collect_red_cued]", "env.options.cued=true",
                              f"logdir={tmp_path}"])
-    suite, task_ids = build_suite(cfg)
+    suite, task_ids = resolve_suite(cfg)
     assert list(task_ids) == [4, 5]
 
 

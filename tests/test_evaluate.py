@@ -9,13 +9,14 @@ import pytest
 from PIL import Image, ImageSequence
 
 import launch
+from analysis.stats import sample_std, t_interval, t_quantile
 from conftest import ROOT, TINY
 from configs.schema import load_config
 from envs.embedded import episode_seed
 from envs.suites import get_suite
 from evaluation.evaluate import EvaluationError, make_runner, prepare, run
-from evaluation.stats import t_interval, t_quantile
 from evaluation.worker import plan_slots, split_slots
+from training import run as training_run
 
 TASKS = ["goto_goal", "fetch_object", "goto_door"]     # episodes of at most 40 steps
 # t_{0.975, df} from a printed table (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2)
@@ -32,12 +33,12 @@ def test_t_quantile_matches_the_table():
 
 def test_t_interval_by_hand():
     # mean 2.5, s^2 = (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3, half width = t_{.975,3} s / 2
-    mean, std, low, high = t_interval([1.0, 2.0, 3.0, 4.0])
-    assert (mean, std) == (2.5, pytest.approx(math.sqrt(5 / 3)))
+    mean, low, high = t_interval([1.0, 2.0, 3.0, 4.0])
+    assert (mean, sample_std([1.0, 2.0, 3.0, 4.0])) == (2.5, pytest.approx(math.sqrt(5 / 3)))
     assert (low, high) == (pytest.approx(2.5 - 3.182446 * math.sqrt(5 / 3) / 2, abs=1e-5),
                            pytest.approx(2.5 + 3.182446 * math.sqrt(5 / 3) / 2, abs=1e-5))
-    assert t_interval([0.7]) == (0.7, 0.0, 0.7, 0.7)
-    assert t_interval([3.0, 3.0, 3.0])[2:] == (3.0, 3.0)
+    assert t_interval([0.7]) == (0.7, 0.7, 0.7) and sample_std([0.7]) == 0.0
+    assert t_interval([3.0, 3.0, 3.0])[1:] == (3.0, 3.0)
     with pytest.raises(ValueError):
         t_interval([])
 
@@ -70,7 +71,7 @@ def trained(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("evaluate") / "run"
     cfg = load_config(None, TINY + [f"logdir={logdir}", "mode=serial", "num_actors=1", "envs_per_actor=3",
                                     "head=taskid_mi", f"tasks=[{','.join(TASKS)}]", "total_frames=256"])
-    assert launch.train(cfg, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, install_signal_handlers=False) == "done"
     return logdir
 
 

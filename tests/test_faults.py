@@ -14,12 +14,13 @@ import ray
 import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
-import launch
 from actors.ray_reaper import start_time, stat_fields
+from configs.errors import TrainingError
 from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
+from configs.suites import resolve_suite
 from learner.checkpoint import Checkpointer
-from learner.loop import TrainingError
+from training import run as training_run
 
 RAY = TINY + ["num_actors=2", "envs_per_actor=2", "run.report_every_seconds=1"]
 
@@ -61,9 +62,9 @@ def test_env_that_raises_restarts_its_actor(tmp_path):
     ray.cloudpickle.register_pickle_by_value(flaky_suite)
     logdir, marker = tmp_path / "flaky", tmp_path / "crashed"
     cfg = load_config(None, RAY + [f"logdir={logdir}", "total_frames=800"])
-    inner, task_ids = launch.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
     suite = flaky_suite.FlakySuite(inner, str(marker), fail_at=30)
-    assert launch.train(cfg, suite=suite, task_ids=task_ids, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, suite=suite, task_ids=task_ids, install_signal_handlers=False) == "done"
     assert marker.exists()                       # the env did raise, in an actor process
     assert int(marker.read_text()) != os.getpid()
     restarts = events_of(logdir, "actor_restart")
@@ -91,8 +92,8 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
             (tmp_path / "no_slot.log").read_text()
         assert not run_dir.exists()
         # a local run (no ray_address) started while this cluster is up gets a Ray of its own
-        code = ("import launch, ray; from configs.schema import load_config; "
-                "launch.start_ray(load_config(None, ['num_actors=1'])); "
+        code = ("import ray; from actors import ray_cluster; from configs.schema import load_config; "
+                "ray_cluster.start_ray(load_config(None, ['num_actors=1'])); "
                 "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()")
         local = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
         assert local.returncode == 0, local.stderr[-2000:]
@@ -193,7 +194,7 @@ def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp
     try:
         time.sleep(2)
         records = [p.read_text() for p in run_dir.glob("ray_session-*.json")]
-        reaped = ray_reaper.reap_leftovers(run_dir)                   # what launch.py does at a start
+        reaped = ray_reaper.reap_leftovers(run_dir)                   # what ray_cluster.start_ray does at a start
         assert set(reaped) <= set(tree), "only the crashed run's own processes may be signalled"
         wait_for(lambda: not still_running(tree), 30,
                  f"the crashed run's Ray processes to end (reaped {reaped}, records {records})")
@@ -228,7 +229,7 @@ def test_actors_that_cannot_be_rebuilt_stop_the_run_with_a_final_checkpoint(tmp_
     ray.cloudpickle.register_pickle_by_value(flaky_suite)
     logdir, marker = tmp_path / "broken", tmp_path / "no-more-envs"
     cfg = load_config(None, RAY + [f"logdir={logdir}", "total_frames=100000000"])
-    inner, task_ids = launch.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
 
     def break_envs_and_kill_an_actor(loop):
         if loop.learner.num_updates == 3:
@@ -237,7 +238,7 @@ def test_actors_that_cannot_be_rebuilt_stop_the_run_with_a_final_checkpoint(tmp_
             os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(TrainingError, match="actor 1 failed to start 3 times in a row") as info:
-        launch.train(cfg, suite=flaky_suite.BreakableSuite(inner, str(marker)), task_ids=task_ids,
+        training_run.train(cfg, suite=flaky_suite.BreakableSuite(inner, str(marker)), task_ids=task_ids,
                      on_step=break_envs_and_kill_an_actor, install_signal_handlers=False)
     state, path = Checkpointer(logdir / "checkpoints").load_latest()
     assert info.value.checkpoint == str(path) and state["updates"] >= 3

@@ -5,12 +5,14 @@ import gymnasium as gym
 import pytest
 import torch
 
-import launch
 from agent import CoreState, agent_input_from_unroll
+from configs.errors import ConfigError
 from conftest import TINY
 from configs.schema import load_config
+from configs.suites import resolve_suite
 from envs.instructions import encode_instruction
-from learner.step import Learner
+from learner.learner import Learner
+from training import run as training_run
 
 T, UPDATES = 8, 6
 
@@ -56,7 +58,7 @@ def test_learner_batches_hold_the_encoded_missions(tmp_path, monkeypatch):
     cfg = load_config(None, TINY + ["mode=serial", "num_actors=1", "envs_per_actor=2", "batch_size=2",
                                     "tasks=[fetch_object, goto_door]", f"logdir={tmp_path / 'run'}",
                                     f"total_frames={UPDATES * T * 2}"])
-    inner, task_ids = launch.build_suite(cfg)
+    inner, task_ids = resolve_suite(cfg)
     suite = MissionSuite(inner)
     batches, learners = [], []
     step = Learner.step
@@ -67,7 +69,7 @@ def test_learner_batches_hold_the_encoded_missions(tmp_path, monkeypatch):
         return step(self, batch)
 
     monkeypatch.setattr(Learner, "step", recording_step)
-    assert launch.train(cfg, suite=suite, task_ids=task_ids, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, suite=suite, task_ids=task_ids, install_signal_handlers=False) == "done"
     assert len(batches) == UPDATES
     assert [t for t, _ in suite.logs] == task_ids   # column j of every batch is env j of the one actor
 
@@ -97,10 +99,10 @@ def test_learner_batches_hold_the_encoded_missions(tmp_path, monkeypatch):
 def test_instruction_vocabulary_smaller_than_the_suite_is_refused(tmp_path):
     logdir = tmp_path / "run"
     cfg = load_config(None, TINY + ["mode=serial", f"logdir={logdir}", "agent.instruction_buckets=999"])
-    with pytest.raises(launch.ConfigError, match=r"agent.instruction_buckets=999 .*1\.\.1000.*"
+    with pytest.raises(ConfigError, match=r"agent.instruction_buckets=999 .*1\.\.1000.*"
                                                  r"agent.instruction_buckets=1000"):
-        launch.train(cfg, install_signal_handlers=False)
+        training_run.train(cfg, install_signal_handlers=False)
     assert not logdir.exists()
     # without an instruction encoder there is nothing to fit
-    launch.check_agent_fits_suite(load_config(None, ["agent.instruction_buckets=10", "agent.use_instruction=false"]),
-                                  launch.build_suite(cfg)[0])
+    training_run.check_agent_fits_suite(load_config(None, ["agent.instruction_buckets=10", "agent.use_instruction=false"]),
+                                        resolve_suite(cfg)[0])

@@ -12,7 +12,7 @@ from torch import nn
 
 from agent import AgentOutput, agent_input_from_unroll
 from learner import LearnerConfig
-from learner.step import unroll_loss
+from learner.learner import unroll_loss
 
 T, B, A = 5, 3, 4
 GAMMA = 0.9

@@ -9,7 +9,7 @@ from torch import nn
 from agent import AgentOutput, agent_input_from_unroll
 from learner import Learner, LearnerConfig
 from learner.losses import normalize_advantages, truncation_bootstrap
-from learner.step import unroll_loss
+from learner.learner import unroll_loss
 from test_learner_step import HAND_VS, ConstantAgent, alignment_batch
 
 T, B, A = 4, 2, 3

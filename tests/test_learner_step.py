@@ -8,7 +8,7 @@ from torch import nn
 from agent import Agent, AgentConfig, AgentOutput, CoreState, agent_input_from_unroll
 from learner import Learner, LearnerConfig
 from learner.losses import impala_loss
-from learner.step import unroll_loss
+from learner.learner import unroll_loss
 
 T, B, A = 4, 2, 3
 

@@ -10,7 +10,7 @@ from agent.heads import MultiHead, TaskIdMIHead
 from agent.multiplicative import MultiplicativeLayer
 from configs.schema import config_from_dict, incompatible_changes, load_config
 from learner.config import LearnerConfig
-from learner.step import Learner
+from learner.learner import Learner
 from tests.test_learner_step import random_batch, small_agent
 
 

@@ -10,6 +10,7 @@ from configs.schema import load_config
 from learner.checkpoint import Checkpointer
 from agent.multiplicative import PARAMETRIZATION, MultiplicativeLayer, upgrade_state_dict
 from learner.optim import rescale_optimizer_state
+from training.restore import load_agent
 
 I, C, O = 5, 3, 4
 
@@ -68,6 +69,6 @@ def test_agent_from_an_old_checkpoint_acts_as_it_did(tmp_path):
                                 "agent.use_instruction=false"])
     path = Checkpointer(tmp_path / "checkpoints").save(
         {"format": 2, "config": asdict(config), "agent_spec": spec, "learner": {"model": old_model}}, 1)
-    loaded, _ = Agent.from_checkpoint(path)
+    loaded, _ = load_agent(path)
     for key, value in agent.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=1e-6)

@@ -19,8 +19,8 @@ from agent import CoreState, agent_input_from_unroll
 from learner import Learner, LearnerConfig, vtrace
 from learner.losses import impala_loss
 from learner.popart import PopArt
-from learner.report import Reporter
-from learner.step import unroll_loss
+from training.report import Reporter
+from learner.learner import unroll_loss
 from test_learner_boundaries import GAMMA, TableAgent, make_batch, naive_vtrace
 from test_learner_boundaries import A as TA
 from test_learner_boundaries import B as TB

@@ -52,7 +52,7 @@ def _end_what_we_started():
 
 
 def owner(logdir, session_dir):
-    """A process that records a cluster and starts its watchdog, like launch.start_ray."""
+    """A process that records a cluster and starts its watchdog, like actors.ray_cluster.start_ray."""
     code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from actors import ray_reaper; "
             f"ray_reaper.start_watchdog({str(logdir)!r}, {session_dir!r}, {NODE!r}); print('ready', flush=True); "
             "time.sleep(120)")

@@ -18,8 +18,8 @@ from agent.types import EpisodeStat, Unroll
 from conftest import read_jsonl
 from learner import Learner, LearnerConfig
 from learner.checkpoint import Checkpointer
-from learner.loop import TrainLoop
-from learner.report import Reporter
+from training.loop import TrainLoop
+from training.report import Reporter
 
 T, B = 2, 2
 # Tasks (random, human) reference returns: count0 (0, 10), count1 (1, 3), count2 (-2, 2).

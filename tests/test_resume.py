@@ -1,16 +1,18 @@
 """Resume decisions per config field, serial mode with envs that cannot be copied, checkpoints a
-user can open (torch.load, Agent.from_checkpoint), fresh starts that keep the old run."""
+user can open (torch.load, training.restore.load_agent), fresh starts that keep the old run."""
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-import launch
 from agent import Agent
-from conftest import TINY, read_jsonl
+from configs.errors import ConfigError
+from conftest import ROOT, TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import TMP_PREFIX, Checkpointer
+from training import run as training_run
+from training.restore import load_agent
 
 # T=8, B=3 columns from actors of 2 envs: the batcher holds leftovers at every checkpoint
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
@@ -23,7 +25,7 @@ def run(logdir, extra=(), stop_after=None, frames=240, base=SERIAL, config=None)
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 def events(logdir, kind):
@@ -69,7 +71,7 @@ def test_resume_refuses_a_changed_seed_or_network_naming_the_field(tmp_path, cha
     logdir = tmp_path / "s"
     run(logdir, stop_after=1)
     before = sorted(p.name for p in (logdir / "checkpoints").iterdir())
-    with pytest.raises(launch.ConfigError, match=f"{field}.*resume=never"):
+    with pytest.raises(ConfigError, match=f"{field}.*resume=never"):
         run(logdir, [change])
     assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == before
 
@@ -77,20 +79,20 @@ def test_resume_refuses_a_changed_seed_or_network_naming_the_field(tmp_path, cha
 def test_changed_action_repeat_is_refused_but_an_explicit_default_is_not(tmp_path):
     from envs.suites import get_suite
 
-    dmlab = str(Path(launch.__file__).parent / "configs" / "dmlab30.yaml")
+    dmlab = str(ROOT / "configs" / "dmlab30.yaml")
     saved = load_config(dmlab).to_dict()
     del saved["env"]["options"]["action_repeat"]                      # left to the suite (4)
     same = load_config(dmlab, ["env.options.action_repeat=4"])
-    assert launch.check_resume(same, saved, get_suite("dmlab30", action_repeat=4)) == []
+    assert training_run.check_resume(same, saved, get_suite("dmlab30", action_repeat=4)) == []
     other = load_config(dmlab, ["env.options.action_repeat=8"])
-    with pytest.raises(launch.ConfigError, match="env.options.action_repeat: checkpoint None vs now 8"):
-        launch.check_resume(other, saved, get_suite("dmlab30", action_repeat=8))
+    with pytest.raises(ConfigError, match="env.options.action_repeat: checkpoint None vs now 8"):
+        training_run.check_resume(other, saved, get_suite("dmlab30", action_repeat=8))
 
 
 # ---------------------------------------------------------------------- run.resume
 def test_resume_never_moves_the_old_run_aside_and_must_needs_a_checkpoint(tmp_path):
     logdir = tmp_path / "f"
-    with pytest.raises(launch.ConfigError, match="resume=must.*no checkpoint"):
+    with pytest.raises(ConfigError, match="resume=must.*no checkpoint"):
         run(logdir, ["resume=must"])
     assert not logdir.exists()
     assert run(logdir, stop_after=2) == "test-stop"
@@ -121,14 +123,14 @@ def test_serial_mode_checkpoints_and_resumes_envs_that_cannot_be_copied(tmp_path
 
 
 # ---------------------------------------------------------------------- opening checkpoints
-def test_checkpoint_opens_with_torch_load_and_agent_from_checkpoint(tmp_path):
+def test_checkpoint_opens_with_torch_load_and_load_agent(tmp_path):
     logdir = tmp_path / "o"
     run(logdir, ["head=taskid_mi"], stop_after=2)
     _, path = latest(logdir)
     plain = torch.load(path)                                    # weights_only=True, torch's default
     assert plain["updates"] == 2 and plain["config"]["agent"]["head"] == "taskid_mi"
     for source in (path, logdir):
-        agent, config = Agent.from_checkpoint(source)
+        agent, config = load_agent(source)
         assert config.agent.head == "taskid_mi" and config.run.logdir == str(logdir)
         assert not agent.training
         weights = agent.state_dict()

@@ -13,6 +13,7 @@ from configs.schema import load_config
 from learner.checkpoint import Checkpointer
 from learner.optim import LinearDecay
 from learner.provenance import CHECKPOINT_FORMAT
+from training import run as training_run
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3", "learning_rate=0.001"]
 FRAMES_PER_UPDATE = 8 * 3          # T x B x action repeat 1
@@ -27,7 +28,7 @@ def train(logdir, extra=(), stop_after=None, frames=240, rates=None):
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,10 @@ import sys
 import pytest
 
 import launch
+from actors import ray_cluster
 from conftest import ROOT, TINY, read_jsonl, wait_for
 from configs.run_lock import LOCK_NAME, LockHeld, RunLock
+from training import run as training_run
 
 
 @pytest.fixture
@@ -19,7 +21,7 @@ def no_ray(monkeypatch):
     """Any attempt to start or join Ray fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started before the bad input was refused")
-    monkeypatch.setattr(launch, "start_ray", refuse)
+    monkeypatch.setattr(ray_cluster, "start_ray", refuse)
 
 
 def one_line_error(capsys, argv, code=2):
@@ -58,7 +60,7 @@ def test_more_local_actors_than_the_machine_can_run_is_refused(tmp_path, capsys,
     err = one_line_error(capsys, ["train", f"logdir={tmp_path}/run", "num_actors=17"])
     assert "num_actors=17 x actors.cpus_per_actor=1 needs 17 CPUs, more than 8 x this machine's 2 cores" in err
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(launch, "start_ray", lambda cfg: (_ for _ in ()).throw(RuntimeError("reached")))
+    monkeypatch.setattr(ray_cluster, "start_ray", lambda cfg: (_ for _ in ()).throw(RuntimeError("reached")))
     with pytest.raises(RuntimeError, match="reached"):       # 16 = 8 x 2 is allowed
         launch.main(["train", f"logdir={tmp_path}/run16", "num_actors=16", *TINY])
 
@@ -166,13 +168,27 @@ def test_a_lock_that_created_the_logdir_removes_it_when_nothing_was_written(tmp_
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [LOCK_NAME, "config.yaml"]
 
 
+def test_a_refused_start_leaves_an_existing_logdir_as_it_was(tmp_path, capsys, no_ray):
+    """A start refused after the lock was taken (here resume=must without a checkpoint) removes the lock
+    file it created; a lock file that was there before stays."""
+    logdir = tmp_path / "run"
+    logdir.mkdir()
+    (logdir / "notes.txt").write_text("mine")
+    err = one_line_error(capsys, ["train", f"logdir={logdir}", "resume=must", *TINY])
+    assert "resume=must" in err and "no checkpoint" in err
+    assert sorted(p.name for p in logdir.iterdir()) == ["notes.txt"]
+    (logdir / LOCK_NAME).write_text("")
+    one_line_error(capsys, ["train", f"logdir={logdir}", "resume=must", *TINY])
+    assert sorted(p.name for p in logdir.iterdir()) == [LOCK_NAME, "notes.txt"]
+
+
 def test_resume_never_moves_the_old_run_but_not_the_lock_or_this_runs_ray_record(tmp_path):
     logdir = tmp_path / "run"
     (logdir / "checkpoints").mkdir(parents=True)
     for name in ("metrics.jsonl", LOCK_NAME, f"ray_session-{os.getpid()}.json", "ray_session-1.json"):
         (logdir / name).write_text(name)
     with RunLock(logdir) as lock:
-        moved = launch.move_aside(str(logdir), keep=(LOCK_NAME, f"ray_session-{os.getpid()}.json"))
+        moved = training_run.move_aside(str(logdir), keep=(LOCK_NAME, f"ray_session-{os.getpid()}.json"))
         assert sorted(p.name for p in logdir.iterdir()) == [LOCK_NAME, f"ray_session-{os.getpid()}.json"]
         assert sorted(os.listdir(moved)) == ["checkpoints", "metrics.jsonl", "ray_session-1.json"]
         with pytest.raises(LockHeld):                            # still the same lock file, still held
@@ -187,14 +203,14 @@ def test_evaluate_reaps_and_records_in_the_logdir_it_was_given(tmp_path, monkeyp
 
     cfg = load_config(None, [*TINY, "mode=serial", "num_actors=1", "envs_per_actor=2", "total_frames=64",
                              f"logdir={original}"])
-    assert launch.train(cfg, install_signal_handlers=False) == "done"
+    assert training_run.train(cfg, install_signal_handlers=False) == "done"
     os.rename(original, copy)
     seen = []
 
     def start_ray(cfg, logdir=None):
         seen.append(("start", logdir or cfg.run.logdir))
         raise RuntimeError("stop here")
-    monkeypatch.setattr(launch, "start_ray", start_ray)
+    monkeypatch.setattr(ray_cluster, "start_ray", start_ray)
     with pytest.raises(RuntimeError, match="stop here"):
         launch.main(["evaluate", str(copy), "--episodes", "1", "num_actors=1", "mode=ray"])
     assert seen == [("start", str(copy))]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from agent.diagnostics import AFTER, BEFORE, UNKNOWN, phase_similarity, probe_accuracy, reward_phase
-from learner.diagnostics_log import diagnostics_record
+from training.diagnostics_log import diagnostics_record
 from tests.test_learner_step import random_batch, small_agent
 from agent.diagnostics import batch_diagnostics
 

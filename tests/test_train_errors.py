@@ -6,17 +6,18 @@ from pathlib import Path
 import pytest
 
 import launch
+from configs.errors import TrainingError
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
-from learner.loop import TrainingError
+from training import run as training_run
 
 SERIAL = TINY + ["mode=serial", "num_actors=2", "envs_per_actor=2", "batch_size=3"]
 
 
 def train(logdir, on_step=None, extra=()):
     cfg = load_config(None, SERIAL + [f"logdir={logdir}", "total_frames=2400", *extra])
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 def errors(logdir):
@@ -44,7 +45,7 @@ def test_an_exception_in_the_loop_writes_a_final_checkpoint(tmp_path):
 
 
 def test_a_step_that_fails_before_changing_the_weights_still_saves(tmp_path, monkeypatch):
-    from learner import step
+    from learner import learner as step
 
     real, calls = step.unroll_loss, []
 
@@ -61,7 +62,7 @@ def test_a_step_that_fails_before_changing_the_weights_still_saves(tmp_path, mon
 
 
 def test_a_step_that_fails_while_applying_the_update_does_not_save(tmp_path, monkeypatch):
-    from learner import step
+    from learner import learner as step
 
     real = step.Learner.step
 
@@ -88,7 +89,7 @@ def test_actors_that_cannot_be_built_are_reported_without_a_checkpoint(tmp_path,
     def no_envs(*args, **kwargs):
         raise RuntimeError("cannot build env (simulated)")
 
-    monkeypatch.setattr(actor.ActorCore, "__init__", no_envs)
+    monkeypatch.setattr(actor.UnrollWorker, "__init__", no_envs)
     with pytest.raises(TrainingError, match="could not start training: RuntimeError: cannot build env"):
         train(tmp_path / "d")
     assert Checkpointer(tmp_path / "d" / "checkpoints").paths() == []
@@ -97,7 +98,7 @@ def test_actors_that_cannot_be_built_are_reported_without_a_checkpoint(tmp_path,
 
 
 def test_main_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
-    from learner.loop import TrainLoop
+    from training.loop import TrainLoop
 
     def boom(self, on_step=None):
         raise TrainingError("training stopped at 0 frames (0 updates) by X: y; nothing saved")
@@ -114,7 +115,7 @@ def test_a_full_disk_during_the_clean_up_does_not_replace_the_real_error(tmp_pat
     raised (and printed in one line) is still the loop's, naming the failed checkpoint."""
     import errno
 
-    from learner.report import Reporter
+    from training.report import Reporter
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-import launch
+from configs.errors import ConfigError
 from conftest import TINY, read_jsonl
 from configs.schema import load_config
 from learner.checkpoint import Checkpointer
+from training import run as training_run
 
 # T=8, B=3 columns from actors of 2 envs: batches straddle unrolls, so the batcher holds
 # leftovers at checkpoint time, and both actors' env and RNG states must be restored.
@@ -27,7 +28,7 @@ def run(logdir, extra=(), stop_after=None):
         if stop_after is not None and loop.learner.num_updates >= stop_after:
             loop.stop_reason = "test-stop"
 
-    return launch.train(cfg, on_step=on_step, install_signal_handlers=False)
+    return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
 @pytest.mark.parametrize("head", ["shared", "taskid_mi"])
@@ -63,9 +64,9 @@ def test_resume_refuses_an_incompatible_config(tmp_path):
     logdir = tmp_path / "r"
     run(logdir, stop_after=1)
     before = sorted(p.name for p in (logdir / "checkpoints").iterdir())
-    with pytest.raises(launch.ConfigError, match="agent.head.*'shared'.*'multihead'"):
+    with pytest.raises(ConfigError, match="agent.head.*'shared'.*'multihead'"):
         run(logdir, ["head=multihead"])
-    with pytest.raises(launch.ConfigError, match="agent.core_size"):
+    with pytest.raises(ConfigError, match="agent.core_size"):
         run(logdir, ["agent.core_size=16"])
     assert sorted(p.name for p in (logdir / "checkpoints").iterdir()) == before   # nothing touched
 

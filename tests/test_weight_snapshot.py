@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from learner.loop import WeightSnapshot, host_weights
+from training.loop import WeightSnapshot, host_weights
 
 
 def test_snapshot_is_a_copy_taken_at_take_time():

@@ -6,4 +6,4 @@ set -euo pipefail
 venv="${1:?usage: install_project.sh VENV}"
 cd "$(dirname "$0")/../.."
 "$venv/bin/pip" install --no-cache-dir --no-deps -e .
-"$venv/bin/python" -c "import launch, agent, envs, learner, actors; print('install_project: impala-mu importable')"
+"$venv/bin/python" -c "import launch, agent, envs, learner, actors, training; print('install_project: impala-mu importable')"

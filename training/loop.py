@@ -1,7 +1,7 @@
 """The learner loop: unrolls in, learner steps, weights out, reports and checkpoints.
 
-The loop does not know where unrolls come from: a *source* (``actors.serial.SerialSource``
-in-process, ``actors.ray_source.RaySource`` over Ray) provides
+The loop does not know where unrolls come from: a *source* (``actors.source.UnrollSource``:
+``actors.serial.SerialSource`` in-process, ``actors.ray_source.RaySource`` over Ray) provides
 
 * ``start(version, weights)``: begin acting with these weights;
 * ``get() -> list[Unroll]``: the unrolls that have arrived (oldest first; may be empty
@@ -34,14 +34,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from actors.source import UnrollSource
 from agent.diagnostics import batch_diagnostics
 from agent.types import EpisodeStat, Unroll
-from learner.batching import ARRAY_FIELDS, Batcher, DeviceCopier
-from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint
+from configs.errors import TrainingError
+from learner.checkpoint import TRUST_FLAG, Checkpointer, UntrustedCheckpoint, upgrade
+from learner.learner import Learner
 from learner.optim import LinearDecay, rescale_optimizer_state
 from learner.provenance import CHECKPOINT_FORMAT, code_version
-from learner.report import Reporter
-from learner.step import Learner
+from training.batching import ARRAY_FIELDS, Batcher, DeviceCopier
+from training.report import Reporter
 
 
 def host_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -86,14 +88,6 @@ class WeightSnapshot:
             self.event = None
         version, self.version = self.version, None
         return version, {k: v.numpy() for k, v in self.buffers.items()}
-
-
-class TrainingError(RuntimeError):
-    """Training stopped on an error; the message is one line, ``checkpoint`` the final one written (or None)."""
-
-    def __init__(self, message: str, checkpoint: str | None = None) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
 
 
 def describe_error(error: BaseException) -> str:
@@ -182,7 +176,7 @@ def _plain_or_trusted(value: Any, name: str, trust: bool, load: bool = True) -> 
 
 
 class TrainLoop:
-    def __init__(self, *, learner: Learner, source: Any, reporter: Reporter, checkpointer: Checkpointer,
+    def __init__(self, *, learner: Learner, source: UnrollSource, reporter: Reporter, checkpointer: Checkpointer,
                  config_dict: dict[str, Any], total_frames: int, batch_size: int, unroll_length: int | None = None,
                  checkpoint_every_seconds: float = 0.0, checkpoint_every_frames: int = 0,
                  stall_seconds: float = 120.0, identity: dict[str, Any] | None = None) -> None:
@@ -213,7 +207,7 @@ class TrainLoop:
             "code_version": code_version(),
             "identity": self.identity,
             "config": self.config_dict,
-            "agent_spec": self.learner.agent.spec(),        # with config["agent"]: Agent.from_checkpoint
+            "agent_spec": self.learner.agent.spec(),        # with config["agent"]: training.restore.load_agent
             "mi_parametrization": self.learner.agent.PARAMETRIZATION,   # agent/multiplicative.py
             "learner": self.learner.state_dict(),
             "source": self.source.state_dict(),
@@ -230,8 +224,8 @@ class TrainLoop:
         ``UntrustedCheckpoint`` (before anything is changed) / start new episodes."""
         queue = _plain_or_trusted(state["batcher"], "batcher", trust)
         rng = _plain_or_trusted(state["rng"], "rng", trust)
-        model, factors = self.learner.agent.model_state_from(state)
-        learner_state = dict(state["learner"], model=model)
+        state, factors = upgrade(state)
+        learner_state = state["learner"]
         if factors:      # a checkpoint from before the MI layer's 1/C context scale: same function
             learner_state["optimizer"] = rescale_optimizer_state(
                 learner_state["optimizer"], [name for name, _ in self.learner.agent.named_parameters()],

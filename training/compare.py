@@ -1,7 +1,7 @@
 """``launch.py compare``: a grid of heads x seeds, each a normal resumable training run.
 
 Run ``(head, k)`` trains in ``DIR/<head>/seed<k>/`` as its own subprocess
-(``python launch.py train ... head=<head> seed=<k> logdir=DIR/<head>/seed<k>``), so a crash of
+(``python -m training ... head=<head> seed=<k> logdir=DIR/<head>/seed<k>``, i.e. ``launch.py train``), so a crash of
 one run cannot take the grid down and ``--parallel P`` runs P of them side by side (each starts
 its own local Ray cluster, or joins ``ray_address``). Runs go seed-major (every head's seed 0,
 then every head's seed 1, ...), so a grid stopped early is still balanced across heads.
@@ -24,9 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from agent.config import HEADS
+import yaml
 
-LAUNCH = str(Path(__file__).resolve().parent.parent / "launch.py")
+from agent.config import HEADS
+from analysis.report import write_report
+from configs.run_lock import RunLock
+from configs.schema import TrainConfig, load_config
+from evaluation.evaluate import prepare, run as run_evaluation
+from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir, latest
+
+ROOT = str(Path(__file__).resolve().parent.parent)   # on the runs' PYTHONPATH: `python -m training` from any cwd
 
 
 class GridError(ValueError):
@@ -38,7 +45,7 @@ class GridRun:
     head: str
     seed: int
     logdir: str
-    overrides: tuple[str, ...]    # the full override list passed to ``launch.py train``
+    overrides: tuple[str, ...]    # the full override list passed to ``python -m training`` (launch.py train)
 
     @property
     def name(self) -> str:
@@ -57,11 +64,9 @@ def parse_heads(text: str) -> list[str]:
 
 
 def plan(heads: Sequence[str], seeds: int, out: str, config: str | None,
-         overrides: Sequence[str]) -> tuple[list[GridRun], Any]:
+         overrides: Sequence[str]) -> tuple[list[GridRun], TrainConfig]:
     """The grid's runs (seed-major) and the resolved config of its first run; validates everything
     (heads, config, overrides, the clash check) before anything is written."""
-    from configs.schema import load_config
-
     if seeds < 1:
         raise GridError(f"--seeds {seeds} must be >= 1")
     for item in overrides:
@@ -80,14 +85,12 @@ def plan(heads: Sequence[str], seeds: int, out: str, config: str | None,
     return runs, cfg0
 
 
-def grid_identity(cfg: Any) -> dict[str, Any]:
+def grid_identity(cfg: TrainConfig) -> dict[str, Any]:
     return {"suite": cfg.env.suite, "tasks": list(cfg.env.tasks)}
 
 
 def check_clash(out: str, identity: dict[str, Any]) -> None:
     """Refuses ``out`` if it holds a grid (grid.json) or runs (config.yaml) of another suite/task set."""
-    import yaml
-
     path = os.path.join(out, "grid.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -106,19 +109,15 @@ def check_clash(out: str, identity: dict[str, Any]) -> None:
 
 def checkpoint_frames(logdir: str) -> int:
     """Env frames of the run's newest readable checkpoint (0 if none)."""
-    from learner.checkpoint import CheckpointError, Checkpointer
-
     try:
-        loaded = Checkpointer(os.path.join(logdir, "checkpoints")).load_latest()   # weights_only, never trusted
+        loaded = latest(logdir)   # weights_only, never trusted
     except CheckpointError as e:
         raise GridError(f"run {logdir}: {e}") from None
     return int(loaded[0]["frames"]) if loaded else 0
 
 
 def newest_checkpoint(logdir: str) -> Path | None:
-    from learner.checkpoint import Checkpointer
-
-    paths = Checkpointer(os.path.join(logdir, "checkpoints")).paths()
+    paths = Checkpointer(checkpoint_dir(logdir)).paths()
     return paths[-1] if paths else None
 
 
@@ -131,8 +130,6 @@ def evaluated(logdir: str) -> bool:
 def evaluate_run(run: GridRun, episodes: int, stream: TextIO) -> dict[str, Any]:
     """Evaluates the run's newest checkpoint in-process (``evaluation.evaluate``, serial mode: the same
     episodes and numbers as Ray mode, no cluster to start); returns results.json's object."""
-    from evaluation.evaluate import prepare, run as run_evaluation
-
     job = prepare(run.logdir, episodes=episodes, overrides=["mode=serial"])
     return run_evaluation(job, stream=stream)
 
@@ -165,7 +162,7 @@ class Grid:
 
     def train_command(self, run: GridRun) -> list[str]:
         config = ["--config", self.config] if self.config else []
-        return [self.python, LAUNCH, "train", *config, *run.overrides]
+        return [self.python, "-m", "training", *config, *run.overrides]
 
     def run_all(self) -> dict[str, str]:
         """Trains and evaluates every run not yet finished; returns {run name: state}."""
@@ -217,7 +214,8 @@ class Grid:
                 os.makedirs(run.logdir, exist_ok=True)
                 log = open(os.path.join(run.logdir, log_name), "a")
                 active[run] = (subprocess.Popen(command(run), stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL), log, time.monotonic())
+                                                stdin=subprocess.DEVNULL, env=_run_environment()),
+                               log, time.monotonic())
                 self.say(f"{what} {run.name}: started ({finished}/{total} done), log {log.name}")
             time.sleep(min(self.poll, 1.0))
             for run, (proc, log, started) in list(active.items()):
@@ -286,8 +284,6 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
             poll_seconds: float = 10.0, retries: int = 1) -> dict[str, str]:
     """The whole command: validate, train/evaluate what is missing, write ``out/report``.
     Returns {run name: state}."""
-    from configs.run_lock import RunLock  # noqa: PLC0415
-
     head_list = parse_heads(heads)
     runs, cfg = plan(head_list, seeds, out, config, overrides)
     with RunLock(out, "--out") as lock:         # one compare per --out (LockHeld: a one-line error)
@@ -305,9 +301,13 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
 
 
 def _write_report(grid: "Grid", runs: Sequence[GridRun], out: str) -> None:
-    from analysis.report import write_report
-
     have = [r.logdir for r in runs if os.path.exists(os.path.join(r.logdir, "metrics.jsonl"))]
     if have:
         summary = write_report(have, os.path.join(out, "report"))
         grid.say(f"report written to {summary}")
+
+
+def _run_environment() -> dict[str, str]:
+    """This environment with the project's root first on PYTHONPATH (``python -m training``)."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": ROOT + (os.pathsep + path if path else "")}
