@@ -29,7 +29,7 @@ from configs.errors import run_command
 from configs.help import config_reference
 from configs.schema import load_config, to_yaml
 from evaluation.evaluate import prepare, run as run_evaluation
-from training.compare import compare
+from training.compare import GridStopped, compare
 from training.run import train_command
 
 TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
@@ -63,8 +63,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
-                     parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
+    try:
+        states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
+                         parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
+    except GridStopped as stopped:
+        return 128 + stopped.signum
     return 0 if all(s == "finished" for s in states.values()) else 1
 
 

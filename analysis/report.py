@@ -66,8 +66,8 @@ def score_matrix(runs: Sequence[RunData], tasks: Sequence[str]) -> np.ndarray:
 
 
 def per_run_capped(matrix: np.ndarray) -> np.ndarray:
-    """``[R]`` each run's mean capped score: the mean over its K tasks of ``min(score, 100)``."""
-    return np.minimum(matrix, 100.0).mean(axis=1)
+    """``[R]`` each run's mean capped score: the mean over its K tasks of ``min(score, SCORE_CAP)``."""
+    return np.minimum(matrix, stats.SCORE_CAP).mean(axis=1)
 
 
 def _source(runs: Sequence[RunData]) -> str:

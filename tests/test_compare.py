@@ -84,3 +84,43 @@ def test_plan_is_seed_major_with_per_run_overrides(tmp_path):
                               ("total_frames=5000", "head=learnt_mi", "seed=1",
                                f"logdir={tmp_path / 'learnt_mi' / 'seed1'}"))
     assert cfg.run.total_frames == 5000
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_the_grid_after_its_running_run_checkpoints(tmp_path):
+    """A terminal's Ctrl-C (SIGINT to compare's process group): compare must not start the next run and
+    must leave the running one a checkpoint. Before, compare died at once and its run, in the same group,
+    got the SIGINT as well; a run that gets a second signal exits without a checkpoint."""
+    import signal
+    import subprocess
+    import sys
+
+    from actors import ray_reaper
+    from conftest import ROOT, stop_process_group, wait_for
+
+    out = tmp_path / "grid"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "compare", "--heads", "shared", "--seeds", "2",
+                             "--out", str(out), "--eval-episodes", "0", "mode=serial", "total_frames=50000000",
+                             "envs_per_actor=2", "batch_size=2", "tasks=[goto_goal]", "run.report_every_seconds=1",
+                             "run.checkpoint_every_seconds=3600"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        run = out / "shared" / "seed0"
+        wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().strip(), 120,
+                 "the first run's first report", proc)
+        children = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+                    if (f := ray_reaper.stat_fields(p)) and int(f[1]) == proc.pid]
+        assert len(children) == 1, children
+        child, started = children[0], ray_reaper.start_time(children[0])
+        assert not list((run / "checkpoints").glob("ckpt-*.pt"))        # none yet: the stop must write it
+        os.killpg(proc.pid, signal.SIGINT)                                # what a terminal's Ctrl-C does
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        stop_process_group(proc)
+    assert proc.returncode == 128 + signal.SIGINT, output
+    assert not ray_reaper.alive(child, started), "the run outlived compare"
+    assert "stopping (SIGINT)" in output and "the same command continues the grid" in output
+    assert list((run / "checkpoints").glob("ckpt-*.pt")), output + (run / "train.log").read_text()[-2000:]
+    assert "SIGTERM received" in (run / "train.log").read_text()          # one signal, from compare
+    assert not (out / "shared" / "seed1").exists()                      # the next run never started

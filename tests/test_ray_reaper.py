@@ -44,6 +44,19 @@ def start(args, **kwargs):
 @pytest.fixture(autouse=True)
 def _end_what_we_started():
     yield
+    ours = {p.pid for p in procs if p.poll() is None}
+    found = True
+    while found:                    # their descendants too (the stand-in head process starts an agent)
+        found = False
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+            if pid not in ours and (f := ray_reaper.stat_fields(pid)) and int(f[1]) in ours:
+                ours.add(pid)
+                found = True
+    for pid in ours - {p.pid for p in procs}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     while procs:
         p = procs.pop()
         if p.poll() is None:

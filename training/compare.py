@@ -12,11 +12,17 @@ evaluation files exist (``LOGDIR/eval/<checkpoint>/results.json``, docs/EVALUATI
 ``DIR/grid.json`` records the grid's suite and task set: a second grid of another suite (or
 task set) in the same ``DIR`` is refused before any work, as is an unknown head.
 At the end the report (``analysis.report``) is written to ``DIR/report/``.
+
+SIGTERM or SIGINT (Ctrl-C) stops the grid cleanly: no new run starts, each running one gets one
+SIGTERM (it writes a checkpoint and exits), compare waits for them and exits with 128 + the signal's
+number; the same command resumes. The runs have sessions of their own, so a terminal's Ctrl-C reaches
+them only through compare, once (a second signal would stop a run without its checkpoint).
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +40,14 @@ from evaluation.evaluate import prepare, run as run_evaluation
 from learner.checkpoint import CheckpointError, Checkpointer, checkpoint_dir, latest
 
 ROOT = str(Path(__file__).resolve().parent.parent)   # on the runs' PYTHONPATH: `python -m training` from any cwd
+
+
+class GridStopped(Exception):
+    """The grid was stopped by a signal (``signum``) after its running runs checkpointed and exited."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class GridError(ValueError):
@@ -152,6 +166,12 @@ class Grid:
         self.python = python
         self.retries = retries      # a run that exits non-zero is started again (it resumes) this many times
         self.failed: dict[str, int] = {}
+        self.stop_signal: int | None = None   # set by a signal handler: stop after the running runs checkpoint
+
+    def request_stop(self, signum: int, _frame: Any = None) -> None:
+        """The SIGTERM / SIGINT handler (``compare``): the polling loop does the rest."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
 
     def say(self, text: str) -> None:
         self.stream.write(f"[compare {time.strftime('%H:%M:%S')}] {text}\n")
@@ -174,6 +194,8 @@ class Grid:
         if self.eval_episodes:
             to_eval = [r for r in self.runs if self.trained(r) and not evaluated(r.logdir)]
             for i, run in enumerate(to_eval):
+                if self.stop_signal is not None:
+                    raise GridStopped(self.stop_signal)
                 self.evaluate(run, i, len(to_eval))
         return {r.name: self.state(r) for r in self.runs}
 
@@ -206,7 +228,16 @@ class Grid:
         total, finished = len(runs), 0
         tries = {run: 0 for run in runs}
         last_progress = 0.0
+        signalled: set[GridRun] = set()
         while pending or active:
+            if self.stop_signal is not None:
+                pending = []
+                for run, (proc, _, _) in active.items():
+                    if run not in signalled and proc.poll() is None:    # our own child, still running
+                        proc.send_signal(signal.SIGTERM)
+                        signalled.add(run)
+                        self.say(f"{what} {run.name}: stopping ({signal.Signals(self.stop_signal).name}): "
+                                 "it writes a checkpoint, then exits")
             while pending and len(active) < self.parallel:
                 run = pending.pop(0)
                 tries[run] += 1
@@ -214,7 +245,8 @@ class Grid:
                 os.makedirs(run.logdir, exist_ok=True)
                 log = open(os.path.join(run.logdir, log_name), "a")
                 active[run] = (subprocess.Popen(command(run), stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, env=_run_environment()),
+                                                stdin=subprocess.DEVNULL, env=_run_environment(),
+                                                start_new_session=True),
                                log, time.monotonic())
                 self.say(f"{what} {run.name}: started ({finished}/{total} done), log {log.name}")
             time.sleep(min(self.poll, 1.0))
@@ -225,6 +257,9 @@ class Grid:
                 log.close()
                 del active[run]
                 took = time.monotonic() - started
+                if run in signalled:
+                    self.say(f"{what} {run.name}: stopped with exit {code} after {took / 60:.1f} min, see {log.name}")
+                    continue
                 if code != 0 and tries[run] <= self.retries:
                     self.say(f"{what} {run.name}: exit {code} after {took / 60:.1f} min; starting it again "
                              f"(try {tries[run] + 1} of {self.retries + 1}), see {log.name}")
@@ -241,6 +276,8 @@ class Grid:
                 last_progress = time.monotonic()
                 if what == "train":
                     self.say(_progress_line([r.logdir for r in active], [r.name for r in active], self.total_frames))
+        if self.stop_signal is not None:
+            raise GridStopped(self.stop_signal)
 
 
 def _last_metrics(logdir: str) -> dict[str, Any] | None:
@@ -292,7 +329,15 @@ def compare(heads: str, seeds: int, out: str, config: str | None = None, overrid
         if lock.taken_over:
             grid.say(f"took over {lock.path}, left by {lock.taken_over} (it ended without releasing it)")
         write_grid_file(out, grid_identity(cfg), head_list, seeds, config, overrides)
-        states = grid.run_all()
+        previous = {sig: signal.signal(sig, grid.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            states = grid.run_all()
+        except GridStopped as stopped:
+            grid.say(f"stopped by {stopped}: the running runs wrote checkpoints; the same command continues the grid")
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         _write_report(grid, runs, out)
     for name, state in states.items():
         if state != "finished":
