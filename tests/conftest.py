@@ -64,6 +64,23 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def process_tree(root: int) -> dict[int, int]:
+    """{pid: start time} of the live descendants of ``root`` (from /proc; not ``root`` itself)."""
+    from actors.ray_reaper import start_time, stat_fields
+
+    children: dict[int, list[int]] = {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        if fields := stat_fields(pid):
+            children.setdefault(int(fields[1]), []).append(pid)
+    tree, stack = {}, [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if (start := start_time(child)) is not None:
+                tree[child] = start
+                stack.append(child)
+    return tree
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """Ends a launched run and everything it started (Ray workers included)."""
     if proc.poll() is None:

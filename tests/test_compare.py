@@ -96,7 +96,7 @@ def test_ctrl_c_stops_the_grid_after_its_running_run_checkpoints(tmp_path):
     import sys
 
     from actors import ray_reaper
-    from conftest import ROOT, stop_process_group, wait_for
+    from conftest import ROOT, process_tree, stop_process_group, wait_for
 
     out = tmp_path / "grid"
     proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "compare", "--heads", "shared", "--seeds", "2",
@@ -109,10 +109,9 @@ def test_ctrl_c_stops_the_grid_after_its_running_run_checkpoints(tmp_path):
         run = out / "shared" / "seed0"
         wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().strip(), 120,
                  "the first run's first report", proc)
-        children = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
-                    if (f := ray_reaper.stat_fields(p)) and int(f[1]) == proc.pid]
-        assert len(children) == 1, children
-        child, started = children[0], ray_reaper.start_time(children[0])
+        tree = process_tree(proc.pid)
+        assert len(tree) == 1, tree                                        # the one run (serial: no Ray)
+        (child, started), = tree.items()
         assert not list((run / "checkpoints").glob("ckpt-*.pt"))        # none yet: the stop must write it
         os.killpg(proc.pid, signal.SIGINT)                                # what a terminal's Ctrl-C does
         output, _ = proc.communicate(timeout=120)

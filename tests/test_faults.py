@@ -14,9 +14,9 @@ import ray
 import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
-from actors.ray_reaper import start_time, stat_fields
+from actors.ray_reaper import start_time
 from configs.errors import TrainingError
-from conftest import ROOT, TINY, launch as launch_proc, read_jsonl, stop_process_group, wait_for
+from conftest import ROOT, TINY, launch as launch_proc, process_tree, read_jsonl, stop_process_group, wait_for
 from configs.schema import load_config
 from configs.suites import resolve_suite
 from learner.checkpoint import Checkpointer
@@ -123,21 +123,6 @@ def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ a SIGKILLed run's local Ray cluster
-def process_tree(root):
-    """{pid: start time} of the live descendants of ``root``."""
-    children = {}
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-        if fields := stat_fields(pid):
-            children.setdefault(int(fields[1]), []).append(pid)
-    tree, stack = {}, [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if (start := start_time(child)) is not None:
-                tree[child] = start
-                stack.append(child)
-    return tree
-
-
 def still_running(tree):
     return [pid for pid, start in tree.items() if start_time(pid) == start]
 

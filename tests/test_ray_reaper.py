@@ -16,7 +16,7 @@ import time
 import pytest
 
 from actors import ray_reaper
-from conftest import ROOT, wait_for
+from conftest import ROOT, process_tree, wait_for
 
 
 @pytest.fixture
@@ -44,15 +44,8 @@ def start(args, **kwargs):
 @pytest.fixture(autouse=True)
 def _end_what_we_started():
     yield
-    ours = {p.pid for p in procs if p.poll() is None}
-    found = True
-    while found:                    # their descendants too (the stand-in head process starts an agent)
-        found = False
-        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-            if pid not in ours and (f := ray_reaper.stat_fields(pid)) and int(f[1]) in ours:
-                ours.add(pid)
-                found = True
-    for pid in ours - {p.pid for p in procs}:
+    # their descendants first (the stand-in head process starts an agent)
+    for pid in {child for p in procs if p.poll() is None for child in process_tree(p.pid)}:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -82,8 +75,7 @@ def members_of(session_dir):
                   f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-S', '-c', {SLEEP!r}]); "
                   "time.sleep(120)", f"--session-dir={session_dir}"])
     raylet = start([sys.executable, "-S", "-c", SLEEP, f"--node_id={NODE}"])
-    agent = wait_for(lambda: [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
-                              if (f := ray_reaper.stat_fields(p)) and int(f[1]) == head.pid], 10, "the agent")[0]
+    agent = wait_for(lambda: list(process_tree(head.pid)), 10, "the agent")[0]
     return [head.pid, raylet.pid, agent]
 
 
