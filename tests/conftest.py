@@ -163,3 +163,14 @@ def assert_seed_determines_rollout(rollout) -> None:
     f3, _ = rollout(43)
     assert np.array_equal(f1, f2) and r1 == r2
     assert not np.array_equal(f1, f3)
+
+
+# The longest tests (whole training runs, simulated clusters) start first, longest first, so that
+# under pytest-xdist (the README's `-n`) they run beside the short ones instead of forming a tail
+# at the end. @pytest.mark.heavy(SECONDS): SECONDS from `pytest --durations=30` on the 2-core
+# machine, only to order them; pytest's order is kept otherwise.
+def pytest_collection_modifyitems(config, items):
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("heavy")
+        return -(mark.args[0] if mark and mark.args else 0)
+    items.sort(key=seconds)

@@ -1,5 +1,6 @@
 """bench/chaos.py --quick: actors SIGKILLed, a node removed and the learner preempted twice, on a
 simulated Ray cluster; nothing partial is learned from and the counters never go back."""
+import pytest
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 from conftest import ROOT
 
 
+@pytest.mark.heavy(150)
 def test_chaos_quick(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "chaos.py"), "--quick", "--workdir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -1,5 +1,8 @@
-"""launch.py compare: a tiny grid (2 heads x 2 seeds, real Ray, real subprocesses) end to end,
-re-running it skips the finished runs, and bad requests are refused before any work."""
+"""launch.py compare: a tiny grid (2 heads x 2 seeds, real subprocesses) end to end, re-running it
+skips the finished runs, and bad requests are refused before any work. The grid trains and evaluates
+in serial mode, as the committed results' grids do (docs/results/*/run.sh): what compare adds does
+not depend on the mode, and Ray-mode training and evaluation have their own end-to-end tests
+(test_learning.py, test_evaluate.py); four local Ray clusters here cost a minute of the suite."""
 import json
 import os
 
@@ -9,7 +12,7 @@ import yaml
 import launch
 from training.compare import GridRun, plan
 
-TINY = ["total_frames=2000", "num_actors=1", "envs_per_actor=4", "batch_size=4", "unroll_length=20",
+TINY = ["mode=serial", "total_frames=2000", "num_actors=1", "envs_per_actor=4", "batch_size=4", "unroll_length=20",
         "tasks=[collect_green,collect_red]", "run.report_every_seconds=1", "actors.unrolls_in_flight=1"]
 
 
@@ -22,6 +25,7 @@ def checkpoint_files(out):
     return found
 
 
+@pytest.mark.heavy(75)
 @pytest.mark.timeout(900)
 def test_tiny_grid_end_to_end_then_rerun_skips(tmp_path, capsys):
     out = str(tmp_path / "grid")
@@ -86,6 +90,7 @@ def test_plan_is_seed_major_with_per_run_overrides(tmp_path):
     assert cfg.run.total_frames == 5000
 
 
+@pytest.mark.heavy(15)
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_the_grid_after_its_running_run_checkpoints(tmp_path):
     """A terminal's Ctrl-C (SIGINT to compare's process group): compare must not start the next run and

@@ -34,6 +34,7 @@ def frames_now(run_dir):
     return records[-1]["frames"] if records else 0
 
 
+@pytest.mark.heavy(30)
 def test_sigkilled_actor_is_restarted_and_training_continues(run_dir, tmp_path):
     proc = launch_proc(RAY + [f"logdir={run_dir}", "total_frames=100000000"], log=tmp_path / "log")
     try:
@@ -56,6 +57,7 @@ def test_sigkilled_actor_is_restarted_and_training_continues(run_dir, tmp_path):
     assert read_jsonl(run_dir / "metrics.jsonl")[-1]["actor_restarts"] == 1
 
 
+@pytest.mark.heavy(15)
 def test_env_that_raises_restarts_its_actor(tmp_path):
     import flaky_suite
 
@@ -72,6 +74,7 @@ def test_env_that_raises_restarts_its_actor(tmp_path):
     assert read_jsonl(logdir / "metrics.jsonl")[-1]["frames"] >= 800
 
 
+@pytest.mark.heavy(65)
 def test_lost_node_actors_move_and_training_finishes(run_dir, tmp_path):
     # Actors request the custom resource actor_slot, which only worker nodes have, so both start on
     # the worker for certain; when it is lost they restart on its replacement.
@@ -163,6 +166,7 @@ def end_leftovers(tree):
     assert not left, f"left running: {left}"
 
 
+@pytest.mark.heavy(25)
 def test_sigkilled_run_leaves_no_ray_processes(run_dir, tmp_path):
     tree = crash_a_run(run_dir, tmp_path, kill_watchdog_first=False)
     try:
@@ -172,6 +176,7 @@ def test_sigkilled_run_leaves_no_ray_processes(run_dir, tmp_path):
         end_leftovers(tree)
 
 
+@pytest.mark.heavy(25)
 def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp_path):
     from actors import ray_reaper
 
@@ -189,6 +194,7 @@ def test_next_start_reaps_a_crashed_cluster_whose_watchdog_died_too(run_dir, tmp
         end_leftovers(tree)
 
 
+@pytest.mark.heavy(25)
 def test_too_many_restarts_exit_1_with_a_final_checkpoint(run_dir, tmp_path):
     proc = launch_proc(RAY + [f"logdir={run_dir}", "total_frames=100000000", "actors.max_restarts=0"],
                        log=tmp_path / "log")
@@ -208,6 +214,7 @@ def test_too_many_restarts_exit_1_with_a_final_checkpoint(run_dir, tmp_path):
     assert events_of(run_dir, "checkpoint")[-1]["why"] == "error"
 
 
+@pytest.mark.heavy(40)
 def test_actors_that_cannot_be_rebuilt_stop_the_run_with_a_final_checkpoint(tmp_path):
     import flaky_suite
 
