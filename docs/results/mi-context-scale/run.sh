@@ -8,7 +8,8 @@
 # Usage: nice -n 10 docs/results/mi-context-scale/run.sh [OUT (default runs/mi-context-scale)] [SEEDS (default 3)]
 # Env: FRAMES (default 50000) and BATCH (default 16) per run; SKIP_ADAM_1C=1 leaves out the Adam 1/C
 # cell (multihead and taskid_mi at the Adam default: the same runs as ../cued-pair/run.sh's heads grid
-# when FRAMES=250000 BATCH=8; summarize.py --adam-1c DIR reads them from there).
+# when FRAMES=250000 BATCH=8; summarize.py --adam-1c DIR reads them from there); ONLY=adam or
+# ONLY=rmsprop runs one chain (e.g. to start other work on the core the shorter chain frees).
 set -u
 OUT=${1:-runs/mi-context-scale}
 SEEDS=${2:-3}
@@ -36,8 +37,8 @@ chain() {  # chain OPT_NAME OPT_OVERRIDES...
     done
 }
 
-chain adam "${ADAM[@]}" > "$OUT.adam.log" 2>&1 &
-ADAM_PID=$!
-chain rmsprop "${RMSPROP[@]}" > "$OUT.rmsprop.log" 2>&1 &
-RMSPROP_PID=$!
-wait $ADAM_PID $RMSPROP_PID
+PIDS=()
+if [ "${ONLY:-adam}" = adam ]; then chain adam "${ADAM[@]}" > "$OUT.adam.log" 2>&1 & PIDS+=($!); fi
+if [ "${ONLY:-rmsprop}" = rmsprop ]; then chain rmsprop "${RMSPROP[@]}" > "$OUT.rmsprop.log" 2>&1 & PIDS+=($!); fi
+[ ${#PIDS[@]} -gt 0 ] || { echo "ONLY=${ONLY}: expected adam or rmsprop" >&2; exit 2; }
+wait "${PIDS[@]}"
