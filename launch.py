@@ -19,26 +19,29 @@ read with ``torch.load(weights_only=True)``; ``--trust-checkpoint`` also opens w
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from types import ModuleType
 from typing import Sequence
 
-from actors import ray_cluster
-from analysis.report import write_report
 from configs.errors import run_command
 from configs.help import config_reference
 from configs.schema import load_config, to_yaml
-from evaluation.evaluate import prepare, run as run_evaluation
-from training.compare import GridStopped, compare
-from training.run import train_command
 
 TRUST_HELP = ("also open checkpoints that need unpickling objects (the old single-file format, format-2 "
               "resume state, env states another user sealed): this can run code from the file, so only for "
               "files you wrote yourself (docs/TESTING.md, threat model)")
 
 
+def load(module: str) -> ModuleType:
+    """A command's package, imported when that command runs: ``train`` does not pay for matplotlib
+    (``report``), ``print-config`` and ``report`` not for Ray."""
+    return importlib.import_module(module)
+
+
 def run_train(args: argparse.Namespace) -> int:
-    return train_command(args.config, args.overrides, args.trust_checkpoint)
+    return load("training.run").train_command(args.config, args.overrides, args.trust_checkpoint)
 
 
 def run_print_config(args: argparse.Namespace) -> int:
@@ -48,14 +51,15 @@ def run_print_config(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: the logic is ``evaluation.evaluate``; this starts Ray around it when needed."""
-    job = prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes, envs_per_task=args.envs_per_task,
-                  greedy=args.greedy, videos=args.video, seed=args.seed, overrides=args.overrides,
-                  trust=args.trust_checkpoint)
+    evaluate, ray_cluster = load("evaluation.evaluate"), load("actors.ray_cluster")
+    job = evaluate.prepare(args.logdir, checkpoint=args.checkpoint, episodes=args.episodes,
+                           envs_per_task=args.envs_per_task, greedy=args.greedy, videos=args.video, seed=args.seed,
+                           overrides=args.overrides, trust=args.trust_checkpoint)
     ray_cluster.check_local_capacity(job.cfg)
     logdir = str(args.logdir)           # records and reaping in the LOGDIR given, not the checkpoint's
     started_ray = ray_cluster.start_ray(job.cfg, logdir) if job.cfg.run.mode == "ray" else False
     try:
-        run_evaluation(job)
+        evaluate.run(job)
     finally:
         if started_ray:
             ray_cluster.stop_ray(job.cfg, logdir)
@@ -63,16 +67,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    grid = load("training.compare")
     try:
-        states = compare(args.heads, args.seeds, args.out, args.config, args.overrides,
-                         parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
-    except GridStopped as stopped:
+        states = grid.compare(args.heads, args.seeds, args.out, args.config, args.overrides,
+                              parallel=args.parallel, eval_episodes=args.eval_episodes, retries=args.retries)
+    except grid.GridStopped as stopped:
         return 128 + stopped.signum
     return 0 if all(s == "finished" for s in states.values()) else 1
 
 
 def run_report(args: argparse.Namespace) -> int:
-    print(f"report written to {write_report(args.runs, args.out, boot=args.boot)}")
+    print(f"report written to {load('analysis.report').write_report(args.runs, args.out, boot=args.boot)}")
     return 0
 
 

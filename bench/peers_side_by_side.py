@@ -17,7 +17,7 @@ harness's 30-s bins. Prints a table (stderr) and one JSON object (stdout, and ``
 
 Sample Factory lives in ``SCRATCH/venv-sf`` (``bash ../shared/peers/setup_venvs.sh SCRATCH``, or
 ``--setup-sf`` here: that venv only, ~2-3 min); without it the SF half is skipped and said so.
-``--quick``: one 20-s run of this project, no SF (the smoke test).
+``--quick``: one 12-s run of this project, no SF (the smoke test).
 """
 from __future__ import annotations
 
@@ -221,10 +221,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "peers-side-by-side"))
     p.add_argument("--peers-dir", default=None, help="../shared/peers (default: found next to the repo)")
     p.add_argument("--out", default=None, help="also write the JSON here")
-    p.add_argument("--quick", action="store_true", help="one 20-s run of this project, no SF")
+    p.add_argument("--quick", action="store_true", help="one 12-s run of this project, no SF")
     a = p.parse_args(argv)
     if a.quick:
-        a.seconds, a.warmup, a.window, a.rounds, a.no_sf = 20, 5.0, 10.0, 1, True
+        a.seconds, a.warmup, a.window, a.rounds, a.no_sf = 12, 3.0, 6.0, 1, True
         a.variant = a.variant[:1]
     a.variants = [parse_variant(v) for v in a.variant] or [("ours", [])]
     if len({n for n, _ in a.variants}) != len(a.variants) or "sf" in {n for n, _ in a.variants}:

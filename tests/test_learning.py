@@ -91,7 +91,9 @@ def test_agent_learns_goto_goal_across_a_preemption(run_dir, tmp_path):
 
     # and it learned
     assert records[-1]["frames"] >= MIN_FRAMES, f"only {records[-1]['frames']} frames in {RUN_SECONDS} s"
-    first, last = records[0]["tasks"]["goto_goal"], records[-1]["tasks"]["goto_goal"]
+    # the first report whose window holds 30 episodes (an earlier one can average 2 lucky short episodes: 0.76)
+    first = next(r["tasks"]["goto_goal"] for r in records if r["tasks"]["goto_goal"]["episodes"] >= 30)
+    last = records[-1]["tasks"]["goto_goal"]
     assert first["return"] < 0.3, first                  # starts near the random policy
     assert last["return"] > 0.4, last                     # well past it: most episodes reach the goal
     assert last["length"] < first["length"]               # and it gets there faster
