@@ -4,12 +4,12 @@
 # scales), 5 seeds, the embedded config's Adam, constant learning rate, batch 8, serial mode.
 # Resumable: run it again to continue.
 # Usage: nice -n 10 docs/results/eight-task/run.sh [OUT (default runs/eight-task)] [SEEDS (default 5)]
-# Env: FRAMES (default 400000) per run, PARALLEL (default 2) runs at a time.
+# Env: FRAMES (default 250000, the committed results) per run, PARALLEL (default 2) runs at a time.
 set -eu
 OUT=${1:-runs/eight-task}
 SEEDS=${2:-5}
 PY=${PYTHON:-.venv/bin/python}
 "$PY" launch.py compare --heads shared,multihead,taskid_mi,learnt_mi --seeds "$SEEDS" \
     --parallel "${PARALLEL:-2}" --eval-episodes 10 --out "$OUT" \
-    mode=serial env.options.cued=true total_frames="${FRAMES:-400000}" learner.batch_size=8 \
+    mode=serial env.options.cued=true total_frames="${FRAMES:-250000}" learner.batch_size=8 \
     learner.lr_schedule=constant
