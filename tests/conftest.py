@@ -44,6 +44,17 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def events_of(logdir, kind: str) -> list[dict]:
+    """The ``kind`` events of a run's ``events.jsonl``, in order."""
+    return [e for e in read_jsonl(Path(logdir) / "events.jsonl") if e["event"] == kind]
+
+
+def frames_now(logdir) -> int:
+    """The frames of a run's newest ``metrics.jsonl`` record (0 before its first report)."""
+    records = read_jsonl(Path(logdir) / "metrics.jsonl")
+    return records[-1]["frames"] if records else 0
+
+
 def launch(args: list[str], **kwargs) -> subprocess.Popen:
     """Starts `python launch.py train ARGS` in its own process group, output to a log file."""
     log = open(kwargs.pop("log"), "w")

@@ -16,22 +16,14 @@ from ray.cluster_utils import Cluster
 
 from actors.ray_reaper import start_time
 from configs.errors import TrainingError
-from conftest import ROOT, TINY, launch as launch_proc, process_tree, read_jsonl, stop_process_group, wait_for
+from conftest import (ROOT, TINY, events_of, frames_now, launch as launch_proc, process_tree, read_jsonl,
+                      stop_process_group, wait_for)
 from configs.schema import load_config
 from configs.suites import resolve_suite
 from learner.checkpoint import Checkpointer
 from training import run as training_run
 
 RAY = TINY + ["num_actors=2", "envs_per_actor=2", "run.report_every_seconds=1"]
-
-
-def events_of(run_dir, kind):
-    return [e for e in read_jsonl(run_dir / "events.jsonl") if e["event"] == kind]
-
-
-def frames_now(run_dir):
-    records = read_jsonl(run_dir / "metrics.jsonl")
-    return records[-1]["frames"] if records else 0
 
 
 @pytest.mark.heavy(30)

@@ -9,20 +9,11 @@ import time
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import launch, read_jsonl, stop_process_group, wait_for
+from conftest import events_of, frames_now, launch, read_jsonl, stop_process_group, wait_for
 
 RUN_SECONDS = 450      # both segments; then the run is stopped (SIGTERM: a checkpoint and a last report) and judged
 MIN_FRAMES = 160_000   # where it must have got to by then; a CI run reached 0.57 there
 PREEMPT_AT = 60_000    # frames at which the scheduler's SIGTERM comes
-
-
-def events_of(run_dir, kind):
-    return [e for e in read_jsonl(run_dir / "events.jsonl") if e["event"] == kind]
-
-
-def frames_now(run_dir):
-    records = read_jsonl(run_dir / "metrics.jsonl")
-    return records[-1]["frames"] if records else 0
 
 
 @pytest.mark.heavy(190)

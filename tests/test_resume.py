@@ -8,7 +8,7 @@ import torch
 
 from agent import Agent
 from configs.errors import ConfigError
-from conftest import ROOT, TINY, read_jsonl
+from conftest import ROOT, TINY, events_of
 from configs.schema import load_config
 from learner.checkpoint import TMP_PREFIX, Checkpointer
 from training import run as training_run
@@ -28,10 +28,6 @@ def run(logdir, extra=(), stop_after=None, frames=240, base=SERIAL, config=None)
     return training_run.train(cfg, on_step=on_step, install_signal_handlers=False)
 
 
-def events(logdir, kind):
-    return [e for e in read_jsonl(Path(logdir) / "events.jsonl") if e["event"] == kind]
-
-
 def latest(logdir):
     return Checkpointer(Path(logdir) / "checkpoints").load_latest()
 
@@ -41,7 +37,7 @@ def test_resume_with_other_envs_per_actor_rebuilds_serial_actors(tmp_path):
     logdir = tmp_path / "e"
     assert run(logdir, stop_after=2) == "test-stop"
     assert run(logdir, ["envs_per_actor=3"]) == "done"
-    [note] = events(logdir, "resume_not_exact")
+    [note] = events_of(logdir, "resume_not_exact")
     assert "envs_per_actor" in note["reason"] and "new episodes" in note["consequence"]
     state, _ = latest(logdir)
     assert state["updates"] == 10 and state["source"]["incarnations"] == [1, 1]   # new seeds, not a replay
@@ -55,10 +51,10 @@ def test_resume_with_other_unroll_length_drops_the_saved_queue(tmp_path):
     queued = saved["batcher"]                                       # plain dicts of tensors
     assert queued and all(u["reward"].shape[0] == 9 for u in queued)   # leftovers of T=8 unrolls
     assert run(logdir, ["unroll_length=6"], frames=saved["frames"] + 5 * 6 * 3) == "done"
-    [drop] = events(logdir, "unrolls_dropped")
+    [drop] = events_of(logdir, "unrolls_dropped")
     assert drop["count"] == len(queued) and drop["source"] == "saved batch queue"
     assert "learner.unroll_length=6" in drop["reason"]
-    resume = events(logdir, "resume")[-1]
+    resume = events_of(logdir, "resume")[-1]
     assert "learner.unroll_length" in resume["changed"]
     final, _ = latest(logdir)
     assert final["frames"] == saved["frames"] + 5 * 6 * 3 and final["updates"] == saved["updates"] + 5
@@ -100,8 +96,8 @@ def test_resume_never_moves_the_old_run_aside_and_must_needs_a_checkpoint(tmp_pa
     assert run(logdir, ["resume=never", "seed=3"], stop_after=1) == "test-stop"   # a refused change is fine
     [old] = list(tmp_path.glob("f.old-*"))
     assert sorted(p.name for p in (old / "checkpoints").iterdir()) == old_ckpts   # nothing deleted
-    assert not events(old, "moved_aside") and events(logdir, "moved_aside")[0]["old_run"] == str(old)
-    assert not events(logdir, "resume") and latest(logdir)[0]["updates"] == 1
+    assert not events_of(old, "moved_aside") and events_of(logdir, "moved_aside")[0]["old_run"] == str(old)
+    assert not events_of(logdir, "resume") and latest(logdir)[0]["updates"] == 1
     assert run(logdir, ["seed=3", "resume=must"]) == "done"                   # resumes the new run
 
 
@@ -113,10 +109,10 @@ def test_serial_mode_checkpoints_and_resumes_envs_that_cannot_be_copied(tmp_path
     args = ["suite=dmlab30", "tasks=[rooms_watermaze,language_select_described_object]"]
     frames = 10 * 8 * 3 * 4   # action repeat 4
     assert run(logdir, args, stop_after=3, frames=frames) == "test-stop"
-    [note] = events(logdir, "serial_envs_not_copyable")
+    [note] = events_of(logdir, "serial_envs_not_copyable")
     assert "cannot pickle 'deepmind_lab.Lab' object" in note["error"] and "new episodes" in note["consequence"]
     assert run(logdir, args, frames=frames) == "done"
-    [resumed] = events(logdir, "resume_not_exact")
+    [resumed] = events_of(logdir, "resume_not_exact")
     assert "could not be copied" in resumed["reason"]
     state, _ = latest(logdir)
     assert state["updates"] == 10 and state["source"]["incarnations"] == [1, 1]
@@ -175,5 +171,5 @@ def test_leftovers_of_a_killed_save_are_removed_when_the_run_starts(tmp_path):
     leftover.write_bytes(b"half a checkpoint")
     assert run(logdir) == "done"
     assert not leftover.exists()
-    [removed] = events(logdir, "removed_partial_saves")
+    [removed] = events_of(logdir, "removed_partial_saves")
     assert removed["files"] == [leftover.name]
