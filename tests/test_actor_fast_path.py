@@ -50,7 +50,11 @@ def test_replay_matches_across_weight_changes_and_resets():
                 else:
                     logits, _ = replay(new, u, slice(None), state)
                     expected = u.behaviour_logits
-                torch.testing.assert_close(logits, torch.from_numpy(expected), atol=2e-5, rtol=1e-5)
+                # fp32: the actor steps 4 envs at a time, the replay runs the whole unroll at once, so the
+                # sums are ordered differently. On an AVX-512/AMX Xeon the correct code differs by up to
+                # 7e-5 (logits up to 3.6, weights 0.5 x randn); a stale encoding (after a weight change, or
+                # after a new instruction) differs by 0.18 and 0.035 (both checked by breaking the cache).
+                torch.testing.assert_close(logits, torch.from_numpy(expected), atol=2e-4, rtol=1e-5)
                 resets += int(u.done[1:].sum())
                 new_instructions += int((u.instruction[1:] != u.instruction[:-1]).any(-1).sum())
     finally:
