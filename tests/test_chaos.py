@@ -8,7 +8,7 @@ import sys
 from conftest import ROOT
 
 
-@pytest.mark.heavy(150)
+@pytest.mark.heavy(104)
 def test_chaos_quick(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "chaos.py"), "--quick", "--workdir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)

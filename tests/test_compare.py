@@ -25,7 +25,7 @@ def checkpoint_files(out):
     return found
 
 
-@pytest.mark.heavy(75)
+@pytest.mark.heavy(19)
 @pytest.mark.timeout(900)
 def test_tiny_grid_end_to_end_then_rerun_skips(tmp_path, capsys):
     out = str(tmp_path / "grid")
@@ -90,7 +90,7 @@ def test_plan_is_seed_major_with_per_run_overrides(tmp_path):
     assert cfg.run.total_frames == 5000
 
 
-@pytest.mark.heavy(15)
+@pytest.mark.heavy(12)
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_the_grid_after_its_running_run_checkpoints(tmp_path):
     """A terminal's Ctrl-C (SIGINT to compare's process group): compare must not start the next run and

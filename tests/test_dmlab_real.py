@@ -187,7 +187,7 @@ def _play(level, cache, log_level="warn"):
     return json.loads(counts_line[len("COUNTS "):]), (r.stdout.replace(counts_line, "") + r.stderr)
 
 
-@pytest.mark.heavy(10)
+@pytest.mark.heavy(6)
 def test_the_level_cache_is_shared_across_two_processes(real_deepmind_lab, tmp_path):
     cache = str(tmp_path / "levels")
     first, _ = _play("explore_goal_locations_small", cache)

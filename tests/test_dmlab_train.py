@@ -15,7 +15,7 @@ from test_dmlab_real import LEVEL_CACHE
 LEVELS = ["rooms_watermaze", "rooms_select_nonmatching_object"]
 
 
-@pytest.mark.heavy(30)
+@pytest.mark.heavy(24)
 def test_dmlab30_local_config_trains_and_reports_each_level(real_deepmind_lab, run_dir, tmp_path):
     total = 2 * 2 * 4 * 8 * 6      # a few batches of 4 unrolls of 8 steps at action repeat 4
     tiny = [arg for arg in TINY if not arg.startswith("torso=")]   # keep the config's shallow torso

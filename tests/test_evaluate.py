@@ -128,7 +128,7 @@ def test_greedy_is_deterministic_whatever_the_workers(trained):
     assert _episodes(out) == first and one["tasks"] == three["tasks"] and three["greedy"] is True
 
 
-@pytest.mark.heavy(20)
+@pytest.mark.heavy(14)
 def test_ray_mode_plays_the_same_episodes_as_serial_even_after_a_worker_crash(trained, tmp_path):
     import ray
 

@@ -16,7 +16,7 @@ MIN_FRAMES = 160_000   # where it must have got to by then; a CI run reached 0.5
 PREEMPT_AT = 60_000    # frames at which the scheduler's SIGTERM comes
 
 
-@pytest.mark.heavy(190)
+@pytest.mark.heavy(115)
 @pytest.mark.timeout(RUN_SECONDS + 300)
 def test_agent_learns_goto_goal_across_a_preemption(run_dir, tmp_path):
     # goto_goal: random policy 0.077, solved (oracle) 0.895 (docs/ENVS.md). 240K frames take 100-200 s

@@ -40,7 +40,7 @@ def test_variant_parsing_and_bad_input():
         bench.parse_args(["--peers-dir", "/nonexistent"])
 
 
-@pytest.mark.heavy(45)
+@pytest.mark.heavy(23)
 @pytest.mark.skipif(bench.default_peers_dir() is None, reason="../shared/peers (the peers' harness) not found")
 def test_quick_run_counts_our_frames_with_the_peers_counters(tmp_path, capsys):
     result = bench.main(["--quick", "--scratch", str(tmp_path), "--out", str(tmp_path / "out.json")])

@@ -244,6 +244,7 @@ def other_cluster():
             proc.wait()
 
 
+@pytest.mark.heavy(13)
 def test_another_real_ray_cluster_survives(tmp_path, session, other_cluster):
     other_session, tree = other_cluster
     assert len(tree) >= 2, tree                                   # gcs_server, raylet, ... of the other cluster

@@ -24,6 +24,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.heavy(7)
 def test_unrolls_use_the_newest_weights_at_their_start(local_ray):
     from agent import Agent
 

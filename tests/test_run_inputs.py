@@ -105,7 +105,7 @@ def start_train(args, log):
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
-@pytest.mark.heavy(20)
+@pytest.mark.heavy(11)
 def test_second_train_on_a_logdir_is_refused_and_a_killed_holder_is_taken_over(tmp_path):
     run = tmp_path / "run"
     common = [*TINY, "mode=serial", "num_actors=1", "envs_per_actor=2", f"logdir={run}"]
