@@ -24,7 +24,7 @@ object store's bytes in use are sampled. Prints one JSON object:
   per segment (a new process each time), the mean RSS of a live actor, the object store in use.
 
 ``--quick`` (24 s of training in 3 segments of 8 s, an actor killed 2 s into each; about 2 minutes
-with start-ups and the undisturbed run) is what the test suite runs. The JSON also goes to ``<workdir>/chaos.json``.
+with start-ups and the undisturbed run) is what the test suite runs, with ``--no-baseline`` (~1 minute). The JSON also goes to ``<workdir>/chaos.json``.
 The machine's other load changes the numbers: compare the two runs of one invocation only.
 """
 from __future__ import annotations

@@ -19,10 +19,11 @@ PREEMPT_AT = 60_000    # frames at which the scheduler's SIGTERM comes
 @pytest.mark.heavy(115)
 @pytest.mark.timeout(RUN_SECONDS + 300)
 def test_agent_learns_goto_goal_across_a_preemption(run_dir, tmp_path):
-    # goto_goal: random policy 0.077, solved (oracle) 0.895 (docs/ENVS.md). 240K frames take 100-200 s
-    # on an idle 2-core machine; runs ended at 0.57 (at 160K), 0.86 and 0.87. The bar, 0.4, is five
-    # times the random return and leaves a margin below the slowest run.
-    args = [f"logdir={run_dir}", "tasks=[goto_goal]", "total_frames=240000", "seed=0", "run.report_every_seconds=5"]
+    # goto_goal: random policy 0.077, solved (oracle) 0.895 (docs/ENVS.md). With the default entropy cost
+    # (0.001) runs reached 0.85 at 128K frames (docs/LEARNING.md) and 0.83 at 123K, 0.86 at 161K (2026-12-07,
+    # this test, 240K budget then); with the older 0.01 a CI run had 0.57 at 160K. The bar, 0.4, is five
+    # times the random return; the budget, 200K frames (80-150 s on an idle 2-core machine), leaves a margin.
+    args = [f"logdir={run_dir}", "tasks=[goto_goal]", "total_frames=200000", "seed=0", "run.report_every_seconds=5"]
     deadline = time.monotonic() + RUN_SECONDS
     proc = launch(args, log=tmp_path / "first.log")
     try:    # train past PREEMPT_AT with both actors up, then preempt it like a cluster scheduler would
