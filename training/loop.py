@@ -126,9 +126,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def _own_array(a: np.ndarray) -> np.ndarray:
+    """``a`` if torch may share it, else a contiguous writable copy (arrays from Ray's object store are
+    read-only: a tensor over one is undefined behaviour if written, and torch warns)."""
+    return a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C")
+
+
 def unroll_to_plain(u: Unroll) -> dict[str, Any]:
     """An ``Unroll`` as a dict of tensors and plain values (what ``torch.load(weights_only=True)`` reads)."""
-    plain: dict[str, Any] = {name: torch.from_numpy(np.ascontiguousarray(getattr(u, name))) for name in ARRAY_FIELDS}
+    plain: dict[str, Any] = {name: torch.from_numpy(_own_array(getattr(u, name))) for name in ARRAY_FIELDS}
     plain.update(policy_version=int(u.policy_version), actor_id=int(u.actor_id), incarnation=int(u.incarnation),
                  episodes=[[int(e.task_id), float(e.episode_return), int(e.length)] for e in u.episodes])
     return plain
