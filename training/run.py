@@ -251,15 +251,33 @@ def _close_all(source: UnrollSource | None, reporter: Reporter | None, ray_cfg: 
         raise first
 
 
-def _install_signal_handlers(loop: TrainLoop) -> None:
+# A second SIGTERM/SIGINT within this many seconds of the first is the same request delivered twice, not
+# a second request: GNU `timeout` signals its child and then the child's process group (the child gets
+# both), and a scheduler may signal the job's process group and its main process.
+DUPLICATE_SIGNAL_SECONDS = 1.0
+
+
+def stop_signal_handler(loop: TrainLoop, clock=time.monotonic):
+    """The SIGTERM/SIGINT handler of a run: the first asks the loop to stop after this step with a
+    checkpoint; another one, more than DUPLICATE_SIGNAL_SECONDS later, stops it now, without one."""
+    first: list[float] = []
+
     def handler(signum, _frame):
         name = signal.Signals(signum).name
-        if loop.stop_reason is not None:      # second signal: stop now, without a checkpoint
-            raise KeyboardInterrupt(name)
+        if loop.stop_reason is not None:
+            if first and clock() - first[0] < DUPLICATE_SIGNAL_SECONDS:
+                return                        # the same request delivered twice
+            raise KeyboardInterrupt(name)     # second signal: stop now, without a checkpoint
         loop.stop_reason = name
+        first.append(clock())
         print(f"\n{name} received: finishing this step, writing a checkpoint, then exiting "
               f"(send it again to exit without a checkpoint)", file=sys.stderr, flush=True)
 
+    return handler
+
+
+def _install_signal_handlers(loop: TrainLoop) -> None:
+    handler = stop_signal_handler(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
 
