@@ -4,10 +4,9 @@ real-engine tests use, so that a test run loads them instead of compiling them (
 
     python scripts/warm_dmlab_levels.py [--jobs 2] [--cache DIR]
 
-DIR defaults to ``${IMPALA_MU_CACHE:-~/.cache/impala-mu}/dmlab-levels`` (tests/test_dmlab_real.py's
-LEVEL_CACHE). Each level is built and reset exactly as that test builds it (``dmlab30`` suite,
-``make_env(task_id, seed=1)``), so the maps it compiles are the ones the test asks for. .ci/run runs
-this after installing DeepMind Lab.
+DIR defaults to ``${IMPALA_MU_CACHE:-~/.cache/impala-mu}/dmlab-levels`` (``LEVEL_CACHE``). Each level
+is built by ``level_env``, which tests/test_dmlab_real.py's level test calls too, so the maps compiled
+here are the ones that test asks for. .ci/run runs this after installing DeepMind Lab.
 """
 from __future__ import annotations
 
@@ -24,14 +23,19 @@ from envs import dmlab30  # noqa: E402
 from envs.dmlab_checks import DATASET_LEVELS, deepmind_lab_importable, missing_maps  # noqa: E402
 from envs.suites import get_suite  # noqa: E402
 
-DEFAULT_CACHE = os.path.join(os.environ.get("IMPALA_MU_CACHE") or os.path.expanduser("~/.cache/impala-mu"),
-                             "dmlab-levels")
+LEVEL_CACHE = os.path.join(os.environ.get("IMPALA_MU_CACHE") or os.path.expanduser("~/.cache/impala-mu"),
+                           "dmlab-levels")
+
+
+def level_env(level: str, cache: str):
+    """``level``'s env from the ``dmlab30`` suite, maps in ``cache``, seed 1 (the real-engine level test's)."""
+    suite = get_suite("dmlab30", level_cache_dir=cache, dataset_path="dummy" if level in DATASET_LEVELS else None)
+    return suite.make_env(suite.task(level).task_id, seed=1)
 
 
 def warm(level: str, cache: str) -> float:
     start = time.monotonic()
-    suite = get_suite("dmlab30", level_cache_dir=cache, dataset_path="dummy" if level in DATASET_LEVELS else None)
-    env = suite.make_env(suite.task(level).task_id, seed=1)
+    env = level_env(level, cache)
     try:
         env.reset()
     finally:
@@ -42,7 +46,7 @@ def warm(level: str, cache: str) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="levels compiled at a time")
-    p.add_argument("--cache", default=DEFAULT_CACHE, help="the level cache (default: %(default)s)")
+    p.add_argument("--cache", default=LEVEL_CACHE, help="the level cache (default: %(default)s)")
     args = p.parse_args()
     if args.jobs < 1:
         p.error(f"--jobs {args.jobs}: must be at least 1")

@@ -17,7 +17,7 @@ import pytest
 
 from envs import dmlab30
 from envs.dmlab import DmLab
-from envs.dmlab_checks import DATASET_LEVELS, missing_maps
+from envs.dmlab_checks import missing_maps
 from envs.instructions import encode_instruction
 from envs.suites import get_suite
 
@@ -27,8 +27,20 @@ from conftest import FAKE_DMLAB_PATH, assert_seed_determines_rollout  # noqa: E4
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = Path(__file__).parent / "data" / "dmlab_trace.json"
-LEVEL_CACHE = os.path.join(os.environ.get("IMPALA_MU_CACHE") or os.path.expanduser("~/.cache/impala-mu"),
-                           "dmlab-levels")
+
+
+def _load_warm_script():
+    """scripts/warm_dmlab_levels.py: the level cache's path and the level test's env, in one place."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("warm_dmlab_levels", ROOT / "scripts" / "warm_dmlab_levels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+warm_dmlab_levels = _load_warm_script()
+LEVEL_CACHE = warm_dmlab_levels.LEVEL_CACHE
 
 
 def _load_fake():
@@ -60,9 +72,7 @@ def test_every_level_the_build_can_run_resets_and_steps(real_deepmind_lab, level
     if missing:
         pytest.skip(f"{level}: {len(missing)} of its maps are not in this build (offline archives), e.g. "
                     f"{missing[0]}; an --online build has them")
-    suite = get_suite("dmlab30", level_cache_dir=LEVEL_CACHE,
-                      dataset_path="dummy" if level in DATASET_LEVELS else None)
-    env = suite.make_env(suite.task(level).task_id, seed=1)
+    env = warm_dmlab_levels.level_env(level, LEVEL_CACHE)        # as the CI's warm-up built it
     try:
         obs, _ = env.reset()
         raw = env.unwrapped._lab.observations()           # the engine's own view of the same moment

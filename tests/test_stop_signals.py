@@ -1,15 +1,17 @@
 """SIGTERM/SIGINT to a run: the first stops it after the step with a checkpoint; a second one a
 second or more later stops it at once, without one; the same signal delivered twice at once (GNU
 `timeout` signals its child and then the child's process group) is one request."""
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, TINY, events_of, frames_now, read_jsonl, wait_for
+from conftest import ROOT, TINY, events_of, frames_now, launch, read_jsonl, stop_process_group, wait_for
 from learner.checkpoint import Checkpointer
 from training.run import DUPLICATE_SIGNAL_SECONDS, stop_signal_handler
 
@@ -57,11 +59,6 @@ def test_gnu_timeout_stops_a_run_with_a_checkpoint(tmp_path):
 
 def test_two_sigterms_at_once_write_one_checkpoint(tmp_path):
     # a scheduler that signals the job's process group and its main process: two SIGTERMs 50 ms apart
-    import os
-    import time
-
-    from conftest import launch, stop_process_group
-
     run = tmp_path / "run"
     proc = launch([*TINY, "mode=serial", "num_actors=1", "envs_per_actor=2", f"logdir={run}",
                    "total_frames=100000000", "run.report_every_seconds=1"], log=tmp_path / "log")

@@ -260,16 +260,17 @@ DUPLICATE_SIGNAL_SECONDS = 1.0
 def stop_signal_handler(loop: TrainLoop, clock=time.monotonic):
     """The SIGTERM/SIGINT handler of a run: the first asks the loop to stop after this step with a
     checkpoint; another one, more than DUPLICATE_SIGNAL_SECONDS later, stops it now, without one."""
-    first: list[float] = []
+    first_at = None
 
     def handler(signum, _frame):
+        nonlocal first_at
         name = signal.Signals(signum).name
         if loop.stop_reason is not None:
-            if first and clock() - first[0] < DUPLICATE_SIGNAL_SECONDS:
+            if first_at is not None and clock() - first_at < DUPLICATE_SIGNAL_SECONDS:
                 return                        # the same request delivered twice
             raise KeyboardInterrupt(name)     # second signal: stop now, without a checkpoint
         loop.stop_reason = name
-        first.append(clock())
+        first_at = clock()
         print(f"\n{name} received: finishing this step, writing a checkpoint, then exiting "
               f"(send it again to exit without a checkpoint)", file=sys.stderr, flush=True)
 
