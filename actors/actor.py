@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from actors.env_process import step_one
 from actors.env_state import UnsealError, seal, unseal
 from agent import Agent, AgentConfig
 from agent.types import AgentInput, CoreState, EpisodeStat, Unroll
@@ -53,13 +54,27 @@ class UnrollWorker:
         self.agent.eval()
         self.policy_version = -1
         self.generator = torch.Generator().manual_seed(env_seed(seed, actor_id, 1 << 20, incarnation))
-        self.envs = [suite.make_env(int(t), seed=env_seed(seed, actor_id, j, incarnation))
-                     for j, t in enumerate(task_ids)]
+        self.num_envs = len(self.task_ids)
+        self.groups = self._groups()
+        self._start_envs([env_seed(seed, actor_id, j, incarnation) for j in range(self.num_envs)])
         self._last: dict[str, np.ndarray] | None = None   # step T of the previous unroll
-        self._state = self.agent.initial_state(len(self.envs))
-        self._state_before_last = self._state   # LSTM state before step T of the last unroll
+        # the LSTM state of each group of envs, and each group's state before step T of the last unroll
+        self._states = [self.agent.initial_state(g.stop - g.start) for g in self.groups]
+        self._states_before_last = list(self._states)
         self._words: np.ndarray | None = None   # each env's current instruction [n, L] ...
         self._words_features: torch.Tensor | None = None   # ... and its encoding [n, D] (per episode)
+
+    def _groups(self) -> list[slice]:
+        """The env columns acted on by one forward each: all of them here (``OverlapWorker``: two halves)."""
+        return [slice(0, self.num_envs)]
+
+    def _start_envs(self, seeds: Sequence[int]) -> None:
+        self.envs = [self.suite.make_env(int(t), seed=s) for t, s in zip(self.task_ids, seeds)]
+
+    @property
+    def _state(self) -> CoreState:
+        """The LSTM state of all envs ``[n, H]``."""
+        return _cat(self._states)
 
     # ------------------------------------------------------------ weights
     def set_weights(self, version: int, weights: Mapping[str, Any]) -> None:
@@ -74,82 +89,78 @@ class UnrollWorker:
 
     # ------------------------------------------------------------ acting
     def _reset_all(self) -> dict[str, np.ndarray]:
-        n = len(self.envs)
+        """Resets every env: step 0's fields ``[n, ...]`` of the first unroll."""
         obs = [env.reset()[0] for env in self.envs]
-        return {
-            "frame": np.stack([o["frame"] for o in obs]),
-            "instruction": np.stack([o["instruction"] for o in obs]).astype(np.int64, copy=False),
-            "reward": np.zeros(n, np.float32),
-            "done": np.ones(n, bool),
-            "last_action": np.zeros(n, np.int64),
-            "truncated": np.zeros(n, bool),
-            "truncation_value": np.zeros(n, np.float32),
-        }
+        return _first_step(np.stack([o["frame"] for o in obs]), np.stack([o["instruction"] for o in obs]))
 
-    def _instruction_features(self, words: np.ndarray) -> torch.Tensor | None:
-        """The encoding of each env's instruction ``[n, D]``, re-encoded only for envs whose words changed
-        (an instruction is fixed for an episode, and encoding it is ~15% of a small agent's forward)."""
+    def _instruction_features(self, words: np.ndarray, cols: slice) -> torch.Tensor | None:
+        """The encoding ``[len(cols), D]`` of the instructions ``words`` of envs ``cols``, re-encoded only
+        for envs whose words changed (an instruction is fixed for an episode, and encoding it is ~15% of
+        a small agent's forward)."""
         if self.agent.instruction is None:
             return None
-        if self._words is None:
-            changed = np.ones(len(words), bool)
-            self._words_features = torch.empty(len(words), self.agent.instruction.out_features)
-        else:
-            changed = (words != self._words).any(axis=-1)
+        if self._words is None:        # new weights (or none yet): every env's encoding is stale
+            self._words = np.full((self.num_envs, words.shape[-1]), -1, np.int64)
+            self._words_features = torch.empty(self.num_envs, self.agent.instruction.out_features)
+        known, features = self._words[cols], self._words_features[cols]   # views
+        changed = (words != known).any(axis=-1)
         if changed.any():
-            rows = torch.from_numpy(np.flatnonzero(changed))
-            self._words_features[rows] = self.agent.encode_instruction(torch.from_numpy(words[changed]))
-            self._words = words.copy()
-        return self._words_features
+            features[torch.from_numpy(np.flatnonzero(changed))] = \
+                self.agent.encode_instruction(torch.from_numpy(words[changed]))
+            known[changed] = words[changed]
+        return features
 
     @torch.inference_mode()
-    def _act(self, step: Mapping[str, np.ndarray], action: np.ndarray, logits: np.ndarray) -> None:
-        """One batched forward at one step (arrays ``[n, ...]``); writes ``action`` and ``logits`` in place."""
+    def _act(self, buf: Mapping[str, np.ndarray], t: int, g: int) -> None:
+        """One batched forward of group ``g``'s envs at step ``t``; writes their actions and logits into
+        ``buf`` and advances the group's LSTM state."""
+        cols = self.groups[g]
         inputs = AgentInput(
-            frame=torch.from_numpy(step["frame"][None]),
-            instruction=torch.from_numpy(step["instruction"][None]),
-            reward=torch.from_numpy(step["reward"][None]),
-            done=torch.from_numpy(step["done"][None]),
-            last_action=torch.from_numpy(step["last_action"][None]),
-            task_id=torch.from_numpy(self.task_ids[None]),
+            frame=torch.from_numpy(buf["frame"][t, cols][None]),
+            instruction=torch.from_numpy(buf["instruction"][t, cols][None]),
+            reward=torch.from_numpy(buf["reward"][t, cols][None]),
+            done=torch.from_numpy(buf["done"][t, cols][None]),
+            last_action=torch.from_numpy(buf["last_action"][t, cols][None]),
+            task_id=torch.from_numpy(self.task_ids[cols][None]),
         )
-        features = self._instruction_features(step["instruction"])
-        out, self._state = self.agent(inputs, self._state, None if features is None else features[None])
+        features = self._instruction_features(buf["instruction"][t, cols], cols)
+        out, self._states[g] = self.agent(inputs, self._states[g], None if features is None else features[None])
         out_logits = out.policy_logits[0]
-        torch.from_numpy(logits).copy_(out_logits)
+        torch.from_numpy(buf["behaviour_logits"][t, cols]).copy_(out_logits)
         sampled = torch.multinomial(torch.softmax(out_logits, -1), 1, generator=self.generator)
-        torch.from_numpy(action).copy_(sampled[:, 0])
+        torch.from_numpy(buf["action"][t, cols]).copy_(sampled[:, 0])
 
     @torch.no_grad()
-    def _final_values(self, finals: list[tuple[int, dict]], reward: np.ndarray, last_action: np.ndarray,
-                      out: np.ndarray) -> None:
-        """Writes ``V(x')`` of each time-limit-truncated episode's final observation ``x'`` into ``out``
-        ``[n]`` (0 elsewhere).
+    def _final_values(self, finals: list[tuple[int, dict]], buf: Mapping[str, np.ndarray], t: int, g: int) -> None:
+        """Writes ``V(x')`` of each time-limit-truncated episode's final observation ``x'`` into
+        ``buf["truncation_value"][t]`` (0 elsewhere in group ``g``'s columns).
 
-        ``finals`` holds (env index, final observation). One forward of those columns from the
-        LSTM state after ``x_t`` (``self._state`` before this step's ``_act``), with what the agent
-        would have seen at ``x'`` had the episode gone on: not done, last reward ``r``, last action
-        ``a_t``. The actor's own state is left unchanged (the env was reset).
+        ``finals`` holds (env index, final observation) of group ``g``'s envs. One forward of those
+        columns from the LSTM state after ``x_{t-1}`` (the group's state before this step's ``_act``),
+        with what the agent would have seen at ``x'`` had the episode gone on: not done, last reward
+        ``r_t``, last action ``a_{t-1}``. The actor's own state is left unchanged (the env was reset).
         """
-        out[:] = 0.0
+        cols = self.groups[g]
+        buf["truncation_value"][t, cols] = 0.0
         if not finals:
             return
         idx = np.array([j for j, _ in finals])
-        cols = torch.from_numpy(idx)
+        rows = torch.from_numpy(idx - cols.start)
         inputs = AgentInput(
             frame=torch.from_numpy(np.stack([o["frame"] for _, o in finals])[None]),
             instruction=torch.from_numpy(np.stack([o["instruction"] for _, o in finals]).astype(np.int64)[None]),
-            reward=torch.from_numpy(reward[idx][None]),
+            reward=torch.from_numpy(buf["reward"][t, idx][None]),
             done=torch.zeros(1, len(idx), dtype=torch.bool),
-            last_action=torch.from_numpy(last_action[idx][None]),
+            last_action=torch.from_numpy(buf["action"][t - 1, idx][None]),
             task_id=torch.from_numpy(self.task_ids[idx][None]),
         )
-        values, _ = self.agent(inputs, CoreState(self._state.h[cols], self._state.c[cols]))
-        out[idx] = values.baseline[0].float().numpy()
+        state = self._states[g]
+        values, _ = self.agent(inputs, CoreState(state.h[rows], state.c[rows]))
+        buf["truncation_value"][t, idx] = values.baseline[0].float().numpy()
 
     def _buffers(self) -> dict[str, np.ndarray]:
         """Empty ``[T+1, n, ...]`` arrays for one unroll (handed off whole, so fresh per unroll)."""
-        shape = (self.unroll_length + 1, len(self.envs))
+        shape = (self.unroll_length + 1, self.num_envs)
         return {
             "frame": np.empty(shape + tuple(self.suite.frame_shape), np.uint8),
             "instruction": np.empty(shape + (self.suite.instruction_length,), np.int64),
@@ -162,24 +173,50 @@ class UnrollWorker:
             "truncation_value": np.empty(shape, np.float32),
         }
 
+    def _begin(self) -> dict[str, np.ndarray]:
+        """A new unroll's buffers with step 0 filled in: the previous unroll's step T, or (first
+        unroll) every env reset and acted on."""
+        buf = self._buffers()
+        if self._last is None:
+            for name, value in self._reset_all().items():
+                buf[name][0] = value
+            for g in range(len(self.groups)):
+                self._states_before_last[g] = self._states[g]
+                self._act(buf, 0, g)
+        else:
+            for name, value in self._last.items():
+                buf[name][0] = value
+        return buf
+
+    def _end_of_step(self, buf: Mapping[str, np.ndarray], t: int, g: int, finals: list[tuple[int, dict]]) -> None:
+        """Group ``g``'s envs have stepped to ``t`` (obs, reward, done, truncated written): last action,
+        truncation values, then the forward that picks their actions at ``t``."""
+        cols = self.groups[g]
+        np.multiply(buf["action"][t - 1, cols], ~buf["done"][t, cols], out=buf["last_action"][t, cols])
+        self._final_values(finals, buf, t, g)
+        self._states_before_last[g] = self._states[g]
+        self._act(buf, t, g)
+
+    def _finish(self, buf: dict[str, np.ndarray], initial: list[CoreState], episodes: list[EpisodeStat]) -> Unroll:
+        T = self.unroll_length
+        self._last = {name: array[T].copy() for name, array in buf.items()}
+        start = _cat(initial)
+        return Unroll(
+            **buf, task_id=np.broadcast_to(self.task_ids, (T + 1, self.num_envs)).copy(),
+            core_h=start.h.numpy().copy(), core_c=start.c.numpy().copy(),
+            policy_version=self.policy_version, actor_id=self.actor_id, incarnation=self.incarnation,
+            episodes=tuple(episodes),
+        )
+
     def unroll(self) -> Unroll:
         """Steps every env T times and returns the T+1-step unroll (step 0 = previous step T).
 
         Every step is written in place into the unroll's ``[T+1, n, ...]`` arrays (no per-step
         lists or stacking); the forward reads step t's rows as zero-copy tensors.
         """
-        T, n = self.unroll_length, len(self.envs)
-        buf = self._buffers()
-        if self._last is None:   # first unroll: reset every env and act at step 0
-            first = self._reset_all()
-            for name, value in first.items():
-                buf[name][0] = value
-            self._state_before_last = self._state
-            self._act(_row(buf, 0), buf["action"][0], buf["behaviour_logits"][0])
-        else:
-            for name, value in self._last.items():
-                buf[name][0] = value
-        initial = self._state_before_last
+        T = self.unroll_length
+        buf = self._begin()
+        initial = list(self._states_before_last)
         episodes: list[EpisodeStat] = []
         frame, instruction, reward, done = buf["frame"], buf["instruction"], buf["reward"], buf["done"]
         cut = buf["truncated"]
@@ -187,30 +224,15 @@ class UnrollWorker:
             actions = buf["action"][t - 1].tolist()
             finals: list[tuple[int, dict]] = []   # (env, final observation) of time-limit ends
             for j, env in enumerate(self.envs):
-                obs, r, terminated, truncated, info = env.step(actions[j])
-                reward[t, j] = r
-                ended = terminated or truncated
-                done[t, j] = ended
-                cut[t, j] = truncated and not terminated
-                if ended:
-                    if cut[t, j]:
-                        finals.append((j, obs))
-                    ep = info["episode"]
-                    episodes.append(EpisodeStat(int(ep["task_id"]), float(ep["return"]), int(ep["length"])))
-                    obs, _ = env.reset()
+                obs, reward[t, j], done[t, j], cut[t, j], final, episode = step_one(env, actions[j])
+                if final is not None:
+                    finals.append((j, final))
+                if episode is not None:
+                    episodes.append(EpisodeStat(*episode))
                 frame[t, j] = obs["frame"]
                 instruction[t, j] = obs["instruction"]
-            np.multiply(buf["action"][t - 1], ~done[t], out=buf["last_action"][t])
-            self._final_values(finals, reward[t], buf["action"][t - 1], buf["truncation_value"][t])
-            self._state_before_last = self._state
-            self._act(_row(buf, t), buf["action"][t], buf["behaviour_logits"][t])
-        self._last = {name: array[T].copy() for name, array in buf.items()}
-        return Unroll(
-            **buf, task_id=np.broadcast_to(self.task_ids, (T + 1, n)).copy(),
-            core_h=initial.h.numpy().copy(), core_c=initial.c.numpy().copy(),
-            policy_version=self.policy_version, actor_id=self.actor_id, incarnation=self.incarnation,
-            episodes=tuple(episodes),
-        )
+            self._end_of_step(buf, t, 0, finals)
+        return self._finish(buf, initial, episodes)
 
     # ------------------------------------------------------------ serial-mode checkpointing
     def get_state(self) -> dict[str, Any]:
@@ -222,7 +244,7 @@ class UnrollWorker:
         ``"not_copyable"`` (the reason): a resume then starts new episodes, as in Ray mode.
         """
         try:
-            (episodes, mac), reason = seal((self.envs, self._last)), None
+            (episodes, mac), reason = seal(self._env_state()), None
         except Exception as e:  # noqa: BLE001 - TypeError for C objects, PicklingError, ... all mean "cannot copy"
             episodes, mac, reason = None, None, f"{type(e).__name__}: {e}"[:300]
         return {
@@ -230,10 +252,14 @@ class UnrollWorker:
             "episodes_mac": mac,
             "not_copyable": reason,
             "task_ids": self.task_ids.tolist(),
-            "core": tuple(t.clone() for t in (*self._state, *self._state_before_last)),
+            "core": tuple(t.clone() for t in (*self._state, *_cat(self._states_before_last))),
             "generator": self.generator.get_state(),
             "policy_version": self.policy_version,
         }
+
+    def _env_state(self) -> Any:
+        """What ``get_state`` seals: the envs and the last step (raises if they cannot be copied)."""
+        return self.envs, self._last
 
     def set_state(self, state: Mapping[str, Any], trust: bool = False) -> str | None:
         """Continues from ``get_state()``'s result if it has the envs, for the same tasks, sealed by
@@ -251,7 +277,7 @@ class UnrollWorker:
             env.close()
         self.envs, self._last = envs, last
         h, c, h0, c0 = state["core"]
-        self._state, self._state_before_last = CoreState(h, c), CoreState(h0, c0)
+        self._states, self._states_before_last = self._split(CoreState(h, c)), self._split(CoreState(h0, c0))
         self.generator.set_state(state["generator"])
         self._words = None
         self.policy_version = -1   # weights are set again by the learner right after
@@ -262,6 +288,26 @@ class UnrollWorker:
             env.close()
 
 
-def _row(buf: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
-    """Step ``t``'s agent inputs (views, no copies)."""
-    return {name: buf[name][t] for name in ("frame", "instruction", "reward", "done", "last_action")}
+    def _split(self, state: CoreState) -> list[CoreState]:
+        return [CoreState(state.h[g].clone(), state.c[g].clone()) for g in self.groups]
+
+
+def _cat(states: Sequence[CoreState]) -> CoreState:
+    """The LSTM states of consecutive env groups as one ``[n, H]`` state (the group's own if only one)."""
+    if len(states) == 1:
+        return states[0]
+    return CoreState(torch.cat([s.h for s in states]), torch.cat([s.c for s in states]))
+
+
+def _first_step(frame: np.ndarray, instruction: np.ndarray) -> dict[str, np.ndarray]:
+    """Step 0's fields of a first unroll, from the reset observations ``[n, ...]``."""
+    n = len(frame)
+    return {
+        "frame": frame,
+        "instruction": instruction.astype(np.int64, copy=False),
+        "reward": np.zeros(n, np.float32),
+        "done": np.ones(n, bool),
+        "last_action": np.zeros(n, np.int64),
+        "truncated": np.zeros(n, bool),
+        "truncation_value": np.zeros(n, np.float32),
+    }

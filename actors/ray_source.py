@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.actor import UnrollWorker
+from actors.overlap import make_worker
 
 
 MAX_INIT_FAILURES = 3   # an actor that cannot even be constructed this often in a row stops the run
@@ -46,11 +46,13 @@ class WeightStore:
 @ray.remote
 class RayActor:
     def __init__(self, actor_args: dict[str, Any], store: Any) -> None:
-        self.core = UnrollWorker(**actor_args)
+        self.core = make_worker(**actor_args)
         self.store = store
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        process = getattr(self.core, "process", None)   # actors.overlap: the child that runs the envs
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "env_pid": None if process is None else process.pid}
 
     def unroll(self):
         version, holder = ray.get(self.store.newer_than.remote(self.core.policy_version))
@@ -157,7 +159,8 @@ class RaySource:
         self._spawn(i)
 
     def actor_info(self) -> list[dict[str, Any]]:
-        """pid and node of each live actor (for logs and fault tests)."""
+        """pid, node and env process pid (``actors.overlap``, else None) of each live actor (for logs and
+        fault tests)."""
         return ray.get([a.info.remote() for a in self.actors])
 
     # ------------------------------------------------------------ data
@@ -172,7 +175,8 @@ class RaySource:
                 info = ray.get(ref)
             except RayError:
                 continue   # it died before starting: its unroll requests fail and restart it
-            self.on_event("actor_started", actor=i, incarnation=incarnation, pid=info["pid"], node=info["node"])
+            extra = {} if info["env_pid"] is None else {"env_pid": info["env_pid"]}
+            self.on_event("actor_started", actor=i, incarnation=incarnation, pid=info["pid"], node=info["node"], **extra)
 
     def get(self):
         self._announce_started()

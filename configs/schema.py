@@ -85,6 +85,9 @@ class ActorsConfig:
     max_restarts: int = 100              # total actor restarts allowed before the run stops with an error
     torch_threads: int = 1               # torch threads inside each actor
     oversubscribe: bool = False          # DMLab-30 without ray_address: allow more actors than CPUs
+    # each actor's envs in a child process, half of them stepping while the network acts on the other
+    # half (actors/overlap.py); pays only with 2 cores per actor (cpus_per_actor=2; docs/BENCHMARKS.md)
+    overlap: bool = False
     # custom Ray resources each actor requests, e.g. {actor_slot: 1} keeps actors on the nodes started
     # with `ray start --resources='{"actor_slot": 16}'`; a local cluster declares what the actors need
     resources: dict = field(default_factory=dict)
@@ -94,6 +97,11 @@ class ActorsConfig:
             _positive_int(f"actors.{name}", getattr(self, name))
         _positive("actors.cpus_per_actor", self.cpus_per_actor)
         _non_negative("actors.max_restarts", self.max_restarts)
+        if not isinstance(self.overlap, bool):
+            raise ValueError(f"actors.overlap={self.overlap!r} must be true or false")
+        if self.overlap and self.envs_per_actor < 2:
+            raise ValueError(f"actors.overlap=true needs actors.envs_per_actor >= 2 (got {self.envs_per_actor}): "
+                             "it steps one half of an actor's envs while acting on the other")
         if not isinstance(self.resources, dict):
             raise ValueError(f"actors.resources={self.resources!r} must be a mapping, e.g. "
                              "actors.resources={actor_slot: 1}")
@@ -156,6 +164,7 @@ RESUMABLE_CHANGES = {
     "run.keep_checkpoints", "run.score_window_episodes", "run.learner_threads",
     "actors.num_actors", "actors.envs_per_actor", "actors.cpus_per_actor", "actors.unrolls_in_flight",
     "actors.max_restarts", "actors.torch_threads", "actors.oversubscribe", "actors.resources",
+    "actors.overlap",
     "env.options.level_cache_dir", "env.options.renderer", "env.options.log_level", "env.options.dataset_path",
 }
 INCOMPATIBLE_PREFIXES = ("agent.", "env.suite", "env.tasks", "env.options.tile_size", "env.options.action_repeat",

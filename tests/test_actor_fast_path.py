@@ -5,9 +5,11 @@ instruction encoded from scratch at every step): the behaviour logits must match
 weights change (a stale cached encoding would not) and across episode resets (new instructions).
 """
 import numpy as np
+import pytest
 import torch
 
 from actors.actor import UnrollWorker
+from actors.overlap import OverlapWorker
 from agent import Agent, AgentConfig, CoreState, agent_input_from_unroll
 from envs.suites import get_suite
 
@@ -23,11 +25,12 @@ def replay(agent, u, steps, state):
     return out.policy_logits, state
 
 
-def test_replay_matches_across_weight_changes_and_resets():
+@pytest.mark.parametrize("worker", [UnrollWorker, OverlapWorker])
+def test_replay_matches_across_weight_changes_and_resets(worker):
     suite = get_suite("embedded")
     names = list(suite.task_names)
     task_ids = [names.index(n) for n in ("fetch_object", "goto_door", "fetch_object", "goto_goal")]
-    actor = UnrollWorker(suite, CFG, task_ids, unroll_length=6, seed=5, actor_id=0)
+    actor = worker(suite, CFG, task_ids, unroll_length=6, seed=5, actor_id=0)
     make = lambda: Agent(CFG, num_actions=suite.num_actions, num_tasks=len(suite.tasks),  # noqa: E731
                          frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
     old, new = make(), make()

@@ -6,7 +6,11 @@
 * Alignment on scripted envs whose rewards, episode ends and observations are known in
   advance (``scripted_suite``): one episode ends mid-unroll, one exactly at step T, one at the
   first step of an unroll.
+
+Both for today's actor and for ``OverlapWorker`` (``actors.overlap``: envs in a child process,
+stepped in two groups while the network acts on the other group).
 """
+import os
 from collections import Counter
 
 import numpy as np
@@ -15,6 +19,7 @@ import torch
 
 import scripted_suite as ss
 from actors.actor import UnrollWorker
+from actors.overlap import OverlapWorker
 from agent import Agent, AgentConfig, CoreState, agent_input_from_unroll
 from agent.config import HEADS
 from envs.suites import get_suite
@@ -22,6 +27,7 @@ from training.batching import Batcher, to_device
 
 SMALL = dict(torso="small", core_size=32, torso_out=32, context_size=8, context_hidden=16,
              instruction_embed=8, instruction_lstm=16)
+WORKERS = [UnrollWorker, OverlapWorker]   # today's actor, and the one that steps half its envs while acting
 OVERLAP_FIELDS = ("frame", "instruction", "reward", "done", "last_action", "action", "behaviour_logits", "task_id")
 
 
@@ -29,8 +35,8 @@ def weights_of(agent):
     return {k: v.detach().numpy().copy() for k, v in agent.state_dict().items()}
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_learner_replay_reproduces_behaviour_logits(head):
+@pytest.mark.parametrize("worker,head", [(UnrollWorker, h) for h in HEADS] + [(OverlapWorker, "taskid_mi")])
+def test_learner_replay_reproduces_behaviour_logits(worker, head):
     suite = get_suite("embedded")
     names = list(suite.task_names)
     task_ids = [names.index(n) for n in ("fetch_object", "goto_door", "goto_goal", "collect_green")]
@@ -38,7 +44,7 @@ def test_learner_replay_reproduces_behaviour_logits(head):
     torch.manual_seed(0)
     learner_agent = Agent(cfg, num_actions=suite.num_actions, num_tasks=len(suite.tasks),
                           frame_shape=suite.frame_shape, instruction_length=suite.instruction_length)
-    actor = UnrollWorker(suite, cfg, task_ids, unroll_length=10, seed=3, actor_id=0)
+    actor = worker(suite, cfg, task_ids, unroll_length=10, seed=3, actor_id=0)
     actor.set_weights(7, weights_of(learner_agent))
     batcher = Batcher(batch_size=len(task_ids))
     previous, resets_inside = None, 0
@@ -71,15 +77,18 @@ LENGTHS = [(3, 5, 2), (4, 1, 6)]   # env 0 ends at steps 3, 8, 10, 13, 18, 20; e
 T, UNROLLS = 4, 5
 
 
-def test_actor_alignment_on_scripted_envs():
-    suite = ss.counting_suite(LENGTHS)
+@pytest.mark.parametrize("worker", WORKERS)
+def test_actor_alignment_on_scripted_envs(worker, tmp_path):
+    suite = ss.counting_suite(LENGTHS, log_dir=str(tmp_path))
     cfg = AgentConfig(head="shared", instruction_buckets=100, **SMALL)
-    ss.CountingEnv.instances = []
-    actor = UnrollWorker(suite, cfg, [0, 1], unroll_length=T, seed=0, actor_id=0)
+    actor = worker(suite, cfg, [0, 1], unroll_length=T, seed=0, actor_id=0)
     unrolls = [actor.unroll() for _ in range(UNROLLS)]
     actor.close()
-    envs = {env.lengths: env for env in ss.CountingEnv.instances}
-    assert set(envs) == set(LENGTHS), "one CountingEnv per column"
+    logs = ss.read_logs(tmp_path)
+    envs = {tuple(log["lengths"]): log for log in logs}
+    assert set(envs) == set(LENGTHS) and len(logs) == 2, "one CountingEnv per column"
+    where_run = {log["pid"] == os.getpid() for log in logs}
+    assert where_run == {worker is UnrollWorker}, "OverlapWorker steps its envs in another process"
 
     u0 = unrolls[0]
     np.testing.assert_array_equal(u0.done[0], [True, True])           # the first step starts episodes
@@ -94,8 +103,9 @@ def test_actor_alignment_on_scripted_envs():
 
     for j, lengths in enumerate(LENGTHS):
         sched = ss.schedule(lengths, T * UNROLLS)
-        actions = envs[lengths].actions
-        assert len(actions) == T * UNROLLS
+        actions = envs[lengths]["actions"]
+        # the overlapped actor has already sent the next unroll's first actions when it returns one
+        assert len(actions) == T * UNROLLS + (worker is OverlapWorker)
         for u, unroll in enumerate(unrolls):
             for t in range(1, T + 1):
                 g = u * T + t                                          # the g-th env.step of this env

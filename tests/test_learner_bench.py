@@ -1,6 +1,7 @@
 """Quick modes of bench/learner_throughput.py and bench/actor_efficiency.py (what CI runs)."""
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -43,3 +44,14 @@ def test_actor_efficiency_quick(capsys):
     assert all(0 <= parts[k] <= 1 for k in ("env_step", "inference", "handoff"))
     assert abs(sum(parts.values()) - 1) < 1e-3 and parts["inference"] > 0
     assert result["unroll_bytes"] > 6 * 2 * 28 * 28 * 3                          # the frames at least
+    if len(os.sched_getaffinity(0)) < 2:                     # the overlap needs a second core
+        assert result["overlap"] is None and result["two_actors"] is None
+        return
+    overlap, pair = result["overlap"], result["two_actors"]
+    assert overlap["cores"] == pair["cores"] and len(set(overlap["cores"])) == 2
+    assert overlap["agent_steps_per_s"] > 0 and 0 <= overlap["network_waits_for_envs_fraction"] < 1
+    # the bound is steps / max(env, inference) of today's actor, so it exceeds today's rate
+    assert overlap["bound_agent_steps_per_s"] > result["actor_agent_steps_per_s"]
+    assert abs(overlap["of_bound"] - overlap["agent_steps_per_s"] / overlap["bound_agent_steps_per_s"]) < 1e-3
+    assert abs(overlap["speedup_over_actor"] - overlap["agent_steps_per_s"] / result["actor_agent_steps_per_s"]) < 1e-3
+    assert len(pair["per_round"]) == 1 and pair["agent_steps_per_s"] == pair["per_round"][0] > 0

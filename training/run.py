@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import torch
 
 from actors import ray_cluster
-from actors.actor import UnrollWorker, assign_tasks
+from actors.actor import assign_tasks
+from actors.overlap import make_worker
 from actors.ray_reaper import RECORD
 from actors.ray_source import RaySource
 from actors.serial import SerialSource
@@ -114,11 +115,11 @@ def make_source(cfg: TrainConfig, suite: Suite, task_ids: Sequence[int], on_even
         return dict(suite=suite, agent_config=cfg.agent,
                     task_ids=assign_tasks(task_ids, actor_id, cfg.actors.envs_per_actor),
                     unroll_length=cfg.learner.unroll_length, seed=cfg.run.seed, actor_id=actor_id,
-                    incarnation=incarnation, torch_threads=cfg.actors.torch_threads)
+                    incarnation=incarnation, torch_threads=cfg.actors.torch_threads, overlap=cfg.actors.overlap)
 
     if cfg.run.mode == "serial":
 
-        return SerialSource(lambda i, inc: UnrollWorker(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
+        return SerialSource(lambda i, inc: make_worker(**actor_args(i, inc)), cfg.actors.num_actors, on_event)
 
     return RaySource(actor_args, cfg.actors.num_actors, unrolls_in_flight=cfg.actors.unrolls_in_flight,
                      max_restarts=cfg.actors.max_restarts, cpus_per_actor=cfg.actors.cpus_per_actor,
