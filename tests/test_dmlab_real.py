@@ -215,3 +215,35 @@ def test_level_generation_logs_are_quiet_by_default(real_deepmind_lab):
     _, verbose = _play(level, LEVEL_CACHE, "info")
     assert "Instruction:" in verbose and "Instruction:" not in quiet
     assert len(quiet) < len(verbose)
+
+
+def test_the_overlapped_actor_steps_the_real_engine_in_its_child_as_in_process(real_deepmind_lab):
+    # actors.overlap: the real levels run in the actor's env process; an in-process copy of each env
+    # (same seed), stepped with the actions the unroll records, sees the same frames and rewards
+    from actors.actor import env_seed
+    from actors.overlap import OverlapWorker
+    from agent import AgentConfig
+
+    suite = get_suite("dmlab30", level_cache_dir=LEVEL_CACHE)
+    tasks = [suite.task(level).task_id for level in ("rooms_exploit_deferred_effects_train", "rooms_watermaze")]
+    config = AgentConfig(torso="shallow", core_size=16, torso_out=16, instruction_buckets=1000)
+    actor = OverlapWorker(suite, config, tasks, unroll_length=12, seed=4, actor_id=0)
+    try:
+        unroll = actor.unroll()
+    finally:
+        actor.close()
+    assert not unroll.done[1:].any()                       # no episode ends in 12 steps: one stream per env
+    for j, task in enumerate(tasks):
+        env = suite.make_env(task, seed=env_seed(4, 0, j, 0))
+        try:
+            obs, _ = env.reset()
+            frames, rewards = [obs["frame"]], [0.0]
+            for t in range(1, 13):
+                obs, reward, _, _, _ = env.step(int(unroll.action[t - 1, j]))
+                frames.append(obs["frame"])
+                rewards.append(reward)
+        finally:
+            env.close()
+        np.testing.assert_array_equal(unroll.frame[:, j], np.stack(frames), err_msg=f"env {j}")
+        np.testing.assert_array_equal(unroll.reward[1:, j], np.array(rewards[1:], np.float32), err_msg=f"env {j}")
+    assert len({unroll.frame[t, 0].tobytes() for t in range(13)}) > 1   # the agent moved: the frames change
