@@ -71,11 +71,6 @@ class UnrollWorker:
     def _start_envs(self, seeds: Sequence[int]) -> None:
         self.envs = [self.suite.make_env(int(t), seed=s) for t, s in zip(self.task_ids, seeds)]
 
-    @property
-    def _state(self) -> CoreState:
-        """The LSTM state of all envs ``[n, H]``."""
-        return _cat(self._states)
-
     # ------------------------------------------------------------ weights
     def set_weights(self, version: int, weights: Mapping[str, Any]) -> None:
         """Loads ``weights`` (numpy arrays or tensors by parameter name) if ``version`` is newer."""
@@ -252,7 +247,7 @@ class UnrollWorker:
             "episodes_mac": mac,
             "not_copyable": reason,
             "task_ids": self.task_ids.tolist(),
-            "core": tuple(t.clone() for t in (*self._state, *_cat(self._states_before_last))),
+            "core": tuple(t.clone() for t in (*_cat(self._states), *_cat(self._states_before_last))),
             "generator": self.generator.get_state(),
             "policy_version": self.policy_version,
         }

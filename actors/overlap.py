@@ -50,6 +50,7 @@ class EnvProcess:
 
     def __init__(self, suite: Any, task_ids: Sequence[int], seeds: Sequence[int], groups: Sequence[slice]) -> None:
         n = len(task_ids)
+        self._closed = False
         self.table, size = layout(n, suite.frame_shape, suite.instruction_length)
         self.groups = list(groups)
         self.wait_seconds = 0.0          # time this process spent blocked on the child
@@ -148,7 +149,7 @@ class EnvProcess:
     def close(self) -> None:
         """Asks the child to close its envs and exit; kills it (our own child, not yet reaped) if it
         has not exited after ``CLOSE_SECONDS``."""
-        if getattr(self, "_closed", False):
+        if self._closed:
             return
         self._closed = True
         try:

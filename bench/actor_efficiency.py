@@ -112,9 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     allowed, threads = os.sched_getaffinity(0), torch.get_num_threads()
     core = min(allowed) if args.core is None else args.core
-    second = min((allowed - {core}) or {None}, key=lambda c: -1 if c is None else c)
-    if args.no_overlap or args.solo:
-        second = None
+    others = sorted(allowed - {core})
+    second = others[0] if others and not (args.no_overlap or args.solo) else None
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
     try:
@@ -171,8 +170,11 @@ def pair_round(args: argparse.Namespace, cores: tuple[int, int]) -> list[float]:
         rates = [json.loads(p.stdout.readline())["agent_steps_per_s"] for p in procs]
     finally:
         for p in procs:
-            if p.poll() is None and p.wait(60) is None:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:      # our own child, not yet reaped
                 p.kill()
+                p.wait()
     return rates
 
 
@@ -186,11 +188,8 @@ def measure(args: argparse.Namespace, core: int, second: int | None) -> dict:
     raw_round(raw_envs, suite.num_actions, T, np.random.default_rng(0))
     overlap = None
     if second is not None and n >= 2:
-        overlap = OverlapWorker(suite, cfg.agent, tasks, unroll_length=T, seed=cfg.run.seed, actor_id=0,
-                                torch_threads=1)
+        overlap = make_actor(OverlapWorker, cfg, suite, tasks, actor.agent.state_dict())
         os.sched_setaffinity(overlap.process.pid, {second})   # the envs on the second core
-        overlap.set_weights(0, actor.agent.state_dict())
-        overlap.unroll()
 
     env_step = [Timed(env.step) for env in actor.envs]
     for env, timed in zip(actor.envs, env_step):

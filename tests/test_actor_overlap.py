@@ -19,7 +19,6 @@ from agent import AgentConfig
 from conftest import ROOT, TINY, events_of, wait_for
 from configs.schema import load_config
 from configs.suites import resolve_suite
-from envs.suites import get_suite
 from training import run as training_run
 
 SMALL = AgentConfig(head="shared", instruction_buckets=100, torso="small", core_size=16, torso_out=16)
